@@ -1,0 +1,68 @@
+"""The `gdbstub` command: parse the command line, report problems in one line, run the server."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import trio
+
+from .options import USAGE, UsageError, parse, version_text
+from .target import LaunchError, resolve_program
+from .transport import CommError, parse_comm
+
+
+def _configure_logging(debug: bool, remote_debug: bool, debug_file: str | None) -> None:
+    handler: logging.Handler
+    handler = logging.FileHandler(debug_file) if debug_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger("gdbstub")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO if remote_debug else logging.WARNING)
+    logging.getLogger("gdbstub.packets").setLevel(logging.DEBUG if remote_debug else logging.WARNING)
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"gdbstub: {message}\n")
+    sys.stderr.flush()
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        opts = parse(argv)
+    except UsageError as exc:
+        return _fail(str(exc))
+    if opts.show_help:
+        sys.stdout.write(USAGE)
+        return 0
+    if opts.show_version:
+        sys.stdout.write(version_text())
+        return 0
+    if opts.selftest:
+        sys.stdout.write("Selftests have been disabled for this build.\n")
+        return 0
+    try:
+        comm = parse_comm(opts.comm)
+    except CommError as exc:
+        sys.stderr.write(f"{exc}\nExiting\n")
+        return 1
+    if opts.program is not None:
+        try:
+            resolve_program(opts.program)
+        except LaunchError as exc:
+            return _fail(str(exc))
+    _configure_logging(opts.debug, opts.remote_debug, opts.debug_file)
+
+    from .server import Server  # imported late: --help must not pay for trio's start-up
+
+    server = Server(opts, comm)
+    try:
+        return trio.run(server.serve)
+    except LaunchError as exc:
+        return _fail(str(exc))
+    except CommError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 1

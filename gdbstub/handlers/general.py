@@ -1,0 +1,188 @@
+"""Connection set-up, thread queries, signals, and ending the session (kill, detach)."""
+
+from __future__ import annotations
+
+from packets import commands as cmds
+from packets import replies
+
+from .. import signals
+from ..stop_replies import stop_reply
+from .registry import Feature, add_feature, handles, supported_features
+
+PACKET_SIZE = 0x20000
+
+add_feature("QStartNoAckMode+")
+add_feature(Feature("multiprocess+"))
+add_feature(Feature("swbreak+"))
+add_feature(Feature("vContSupported+"))
+
+
+@handles(cmds.SupportedQuery)
+def supported(session, cmd: cmds.SupportedQuery) -> bytes:
+    state = session.state
+    state.features = dict(cmd.features)
+    state.supported_seen = True
+    state.multiprocess = cmd.features.get("multiprocess") is True
+    state.swbreak = cmd.features.get("swbreak") is True
+    state.hwbreak = cmd.features.get("hwbreak") is True
+    names = [f"PacketSize={PACKET_SIZE:x}", *supported_features(session)]
+    return ";".join(names).encode()
+
+
+@handles(cmds.MustReplyEmpty)
+def must_reply_empty(session, cmd) -> bytes:
+    return b""
+
+
+@handles(cmds.StartNoAckMode)
+async def start_no_ack(session, cmd) -> bytes | None:
+    # The OK still travels under ack rules; acks stop after it.
+    await session.send(replies.OK)
+    session.state.no_ack = True
+    return None
+
+
+@handles(cmds.StopReasonQuery)
+def stop_reason(session, cmd) -> bytes:
+    inferior = session.server.inferior
+    if inferior is None:
+        return replies.exited(0)
+    if not inferior.alive:
+        return stop_reply(session, inferior.exit_event)
+    event = inferior.last_event
+    if event is None or event.tid not in inferior.threads:
+        from ..target import StopEvent, StopKind
+        import signal as _signal
+        event = StopEvent(StopKind.SIGNAL, min(inferior.threads), _signal.SIGTRAP)
+    session.state.general_thread = event.tid
+    return stop_reply(session, event)
+
+
+@handles(cmds.SetThread)
+def set_thread(session, cmd: cmds.SetThread) -> bytes:
+    tid = cmd.thread.tid
+    inferior = session.server.inferior
+    if tid not in (0, -1) and (inferior is None or tid not in inferior.threads):
+        return replies.error(0x01, "no such thread", session.state.error_strings)
+    if cmd.op == "g":
+        session.state.general_thread = tid
+    elif cmd.op == "c":
+        session.state.continue_thread = tid
+    return replies.OK
+
+
+@handles(cmds.ThreadAlive)
+def thread_alive(session, cmd: cmds.ThreadAlive) -> bytes:
+    inferior = session.server.inferior
+    if inferior is not None and inferior.alive and cmd.thread.tid in inferior.threads:
+        return replies.OK
+    return replies.error(0x01, "thread is gone", session.state.error_strings)
+
+
+@handles(cmds.CurrentThreadQuery)
+def current_thread(session, cmd) -> bytes:
+    inferior = session.require_inferior()
+    return b"QC" + session.format_thread(session.resolve_thread(None))
+
+
+@handles(cmds.ThreadInfoFirst)
+def thread_info_first(session, cmd) -> bytes:
+    inferior = session.server.inferior
+    if inferior is None or not inferior.alive:
+        return b"l"
+    session.thread_list_cursor = inferior.thread_ids()
+    return _thread_batch(session)
+
+
+@handles(cmds.ThreadInfoNext)
+def thread_info_next(session, cmd) -> bytes:
+    return _thread_batch(session)
+
+
+def _thread_batch(session) -> bytes:
+    batch, session.thread_list_cursor = session.thread_list_cursor[:200], session.thread_list_cursor[200:]
+    if not batch:
+        return b"l"
+    return b"m" + b",".join(session.format_thread(t) for t in batch)
+
+
+@handles(cmds.AttachedQuery)
+def attached(session, cmd) -> bytes:
+    inferior = session.server.inferior
+    if inferior is None:
+        return replies.error(0x01, "no process", session.state.error_strings)
+    return b"0" if inferior.launched else b"1"
+
+
+@handles(cmds.OffsetsQuery)
+def offsets(session, cmd) -> bytes:
+    return b""
+
+
+@handles(cmds.TraceStatusQuery)
+def trace_status(session, cmd) -> bytes:
+    # An empty reply: "T0" would make gdb go on asking about tracepoints.
+    return b""
+
+
+@handles(cmds.SymbolQuery)
+def symbol(session, cmd) -> bytes:
+    return replies.OK
+
+
+def _linux_signals(gdb_numbers) -> frozenset[int]:
+    out = set()
+    for number in gdb_numbers:
+        linux = signals.from_gdb(number)
+        if linux is not None:
+            out.add(linux)
+    return frozenset(out)
+
+
+@handles(cmds.PassSignals, features=("QPassSignals+",))
+def pass_signals(session, cmd: cmds.PassSignals) -> bytes:
+    session.server.pass_signals = _linux_signals(cmd.signals)
+    if session.server.inferior is not None:
+        session.server.inferior.pass_signals = session.server.pass_signals
+    return replies.OK
+
+
+@handles(cmds.ProgramSignals, features=("QProgramSignals+",))
+def program_signals(session, cmd: cmds.ProgramSignals) -> bytes:
+    # Signals not in this list are not delivered to the program even if the client asks.
+    session.server.program_signals = _linux_signals(cmd.signals)
+    return replies.OK
+
+
+@handles(cmds.NonStop)
+def non_stop(session, cmd: cmds.NonStop) -> bytes:
+    if cmd.enable:
+        return replies.error(0x01, "non-stop mode is not supported", session.state.error_strings)
+    return replies.OK
+
+
+@handles(cmds.Kill)
+async def kill(session, cmd: cmds.Kill) -> bytes | None:
+    inferior = session.server.inferior
+    if inferior is not None:
+        await inferior.kill()
+        session.server.on_killed()
+    session.killed = True
+    if isinstance(cmd, cmds.Kill) and cmd.pid is not None:
+        return replies.OK  # vKill answers; plain k does not
+    session.stop_requested_exit = True
+    return None
+
+
+@handles(cmds.Detach)
+async def detach(session, cmd: cmds.Detach) -> bytes:
+    inferior = session.server.inferior
+    if inferior is None or not inferior.alive:
+        return replies.error(0x01, "no process", session.state.error_strings)
+    if cmd.pid is not None and cmd.pid != inferior.pid:
+        return replies.error(0x01, "no such process", session.state.error_strings)
+    await session.send(replies.OK)
+    await session.server.detach()
+    session.detached = True
+    session.stop_requested_exit = True
+    return None

@@ -1,0 +1,48 @@
+"""Memory access: m/M hex, X binary writes, and x binary reads."""
+
+from __future__ import annotations
+
+from packets import commands as cmds
+from packets import replies
+from packets.framing import escape_binary
+
+from .registry import handles
+
+MAX_READ = 0x20000
+
+
+@handles(cmds.ReadMemory)
+def read_memory(session, cmd: cmds.ReadMemory) -> bytes:
+    inferior = session.require_inferior()
+    length = min(cmd.length, (MAX_READ - 4) // 2)
+    if length == 0:
+        return b""
+    data = inferior.read_memory(cmd.addr, length)
+    if not data:
+        return replies.error(0x01, f"cannot read memory at {cmd.addr:#x}", session.state.error_strings)
+    return replies.hex_encode(data)
+
+
+@handles(cmds.ReadMemoryBinary, features=("binary-upload+",))
+def read_memory_binary(session, cmd: cmds.ReadMemoryBinary) -> bytes:
+    inferior = session.require_inferior()
+    if cmd.length == 0:
+        return replies.OK
+    # Escaping can double the size: stay within the packet size in the worst case.
+    length = min(cmd.length, (MAX_READ - 8) // 2)
+    data = inferior.read_memory(cmd.addr, length)
+    if not data:
+        return replies.error(0x01, f"cannot read memory at {cmd.addr:#x}", session.state.error_strings)
+    prefix = b"b" if session.profile.name == "gdb" else b""
+    return prefix + escape_binary(data)
+
+
+@handles(cmds.WriteMemory)
+def write_memory(session, cmd: cmds.WriteMemory) -> bytes:
+    inferior = session.require_inferior()
+    if not cmd.data:
+        return replies.OK
+    written = inferior.write_memory(cmd.addr, cmd.data)
+    if written != len(cmd.data):
+        return replies.error(0x01, f"cannot write memory at {cmd.addr:#x}", session.state.error_strings)
+    return replies.OK

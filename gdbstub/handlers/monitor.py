@@ -1,0 +1,50 @@
+"""`monitor` commands (qRcmd), answered with O packets then OK. No command runs a shell."""
+
+from __future__ import annotations
+
+import logging
+
+from packets import commands as cmds
+from packets import replies
+
+from .registry import handles
+
+HELP = """The following monitor commands are supported:
+  set debug <0|1>
+    Enable general debugging messages
+  set remote-debug <0|1>
+    Enable remote protocol debugging messages
+  exit
+    Quit GDBserver
+  help
+    Show this list
+"""
+
+
+@handles(cmds.MonitorCommand)
+async def monitor(session, cmd: cmds.MonitorCommand) -> bytes | None:
+    text = cmd.command.decode(errors="replace").strip()
+    words = text.split()
+    if not words:
+        return replies.error(0x01, "empty monitor command", session.state.error_strings)
+    if words == ["help"]:
+        await session.send(replies.console_output(HELP.encode()))
+        return replies.OK
+    if words == ["exit"]:
+        session.server.exit_requested = True
+        session.stop_requested_exit = True
+        return replies.OK
+    if len(words) == 3 and words[0] == "set" and words[2] in ("0", "1"):
+        on = words[2] == "1"
+        if words[1] == "debug":
+            logging.getLogger("gdbstub").setLevel(logging.DEBUG if on else logging.INFO)
+            await session.send(replies.console_output(
+                b"Debug output enabled.\n" if on else b"Debug output disabled.\n"))
+            return replies.OK
+        if words[1] == "remote-debug":
+            logging.getLogger("gdbstub.packets").setLevel(logging.DEBUG if on else logging.WARNING)
+            await session.send(replies.console_output(
+                b"Protocol debug output enabled.\n" if on else b"Protocol debug output disabled.\n"))
+            return replies.OK
+    await session.send(replies.console_output(f"Unknown monitor command: {text}\n".encode()))
+    return replies.error(0x01, "unknown monitor command", session.state.error_strings)

@@ -1,0 +1,112 @@
+"""Run control: c/C/s/S and vCont (with range stepping), each answered by the stop reply."""
+
+from __future__ import annotations
+
+from packets import commands as cmds
+from packets import replies
+
+from .. import signals
+from ..stop_replies import stop_reply
+from ..target import Resume, TargetError
+from .registry import handles
+
+
+def _linux_signal(session, gdb_signo: int | None) -> int:
+    if not gdb_signo:
+        return 0
+    linux = signals.from_gdb(gdb_signo)
+    if linux is None:
+        raise TargetError(f"signal {gdb_signo} has no Linux equivalent")
+    program = session.server.program_signals
+    if program is not None and linux not in program:
+        return 0
+    return linux
+
+
+async def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> bytes:
+    inferior = session.require_inferior()
+    inferior.resume(actions, default)
+    event = await inferior.wait_for_stop(prefer)
+    if event.is_exit:
+        session.server.on_exit(event)
+    else:
+        session.state.general_thread = event.tid
+    return stop_reply(session, event)
+
+
+def _set_pc(session, tid: int, addr: int | None) -> None:
+    if addr is not None:
+        session.require_inferior().thread(tid).set_pc(addr)
+
+
+def _selected_thread(session) -> tuple[int, bool]:
+    """The thread `c`/`s` act on, and whether the others run too (Hc-1 or Hc0 means all)."""
+    inferior = session.require_inferior()
+    tid = session.state.continue_thread
+    if tid in (0, -1) or tid not in inferior.threads:
+        return session.resolve_thread(None), True
+    return tid, False
+
+
+@handles(cmds.Continue, cmds.ContinueWithSignal)
+async def continue_(session, cmd) -> bytes:
+    tid, _ = _selected_thread(session)
+    _set_pc(session, tid, cmd.addr)
+    sig = _linux_signal(session, getattr(cmd, "signal", 0))
+    return await _run(session, {tid: Resume("continue", sig)}, Resume("continue"), [tid])
+
+
+@handles(cmds.Step, cmds.StepWithSignal)
+async def step(session, cmd) -> bytes:
+    tid, _ = _selected_thread(session)
+    _set_pc(session, tid, cmd.addr)
+    sig = _linux_signal(session, getattr(cmd, "signal", 0))
+    # Like gdbserver: other threads stay stopped during a plain `s`.
+    return await _run(session, {tid: Resume("step", sig)}, None, [tid])
+
+
+@handles(cmds.VContQuery)
+def vcont_query(session, cmd) -> bytes:
+    return b"vCont;c;C;s;S;r"
+
+
+@handles(cmds.VCont)
+async def vcont(session, cmd: cmds.VCont) -> bytes:
+    inferior = session.require_inferior()
+    actions: dict[int, Resume] = {}
+    default: Resume | None = None
+    prefer: list[int] = []
+    for action in cmd.actions:
+        resume = _to_resume(session, action)
+        if resume is None:
+            return replies.error(0x01, f"vCont action {action.kind!r} is not supported",
+                                 session.state.error_strings)
+        thread = action.thread
+        if thread is None or thread.tid == -1:
+            if thread is not None and thread.pid not in (None, -1, inferior.pid):
+                continue
+            if default is None:
+                default = resume
+            continue
+        tid = thread.tid if thread.tid != 0 else session.resolve_thread(None)
+        if tid not in inferior.threads:
+            return replies.error(0x01, f"no thread {tid:x}", session.state.error_strings)
+        if tid not in actions:
+            actions[tid] = resume
+            if resume.kind != "continue":
+                prefer.append(tid)
+    return await _run(session, actions, default, prefer)
+
+
+def _to_resume(session, action: cmds.VContAction) -> Resume | None:
+    if action.kind == "c":
+        return Resume("continue")
+    if action.kind == "C":
+        return Resume("continue", _linux_signal(session, action.signal))
+    if action.kind == "s":
+        return Resume("step")
+    if action.kind == "S":
+        return Resume("step", _linux_signal(session, action.signal))
+    if action.kind == "r":
+        return Resume("range", 0, action.start or 0, action.end or 0)
+    return None

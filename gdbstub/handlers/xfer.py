@@ -1,0 +1,205 @@
+"""qXfer objects: target.xml, auxv, exec-file, the svr4 library list, and the thread list.
+
+Each object is registered once with the qSupported feature it makes true. A document is built when
+a read starts at offset 0 and served in chunks from a per-session cache after that.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from xml.sax.saxutils import quoteattr
+
+from packets import commands as cmds
+from packets import replies
+
+from ..target import TargetError
+from .registry import add_feature, handles
+
+XferBuilder = Callable[..., bytes]
+_OBJECTS: dict[str, XferBuilder] = {}
+
+
+def xfer_object(name: str) -> Callable[[XferBuilder], XferBuilder]:
+    def decorate(builder: XferBuilder) -> XferBuilder:
+        _OBJECTS[name] = builder
+        add_feature(f"qXfer:{name}:read+")
+        return builder
+
+    return decorate
+
+
+@handles(cmds.XferRead)
+def xfer_read(session, cmd: cmds.XferRead) -> bytes:
+    builder = _OBJECTS.get(cmd.object)
+    if builder is None:
+        return b""
+    key = (cmd.object, cmd.annex)
+    document = session.xfer_cache.get(key)
+    if document is None or cmd.offset == 0:
+        try:
+            document = builder(session, cmd.annex)
+        except KeyError:
+            return replies.error(0x00, f"unknown annex {cmd.annex!r}", session.state.error_strings)
+        except OSError as exc:
+            return replies.error(0x01, str(exc), session.state.error_strings)
+        session.xfer_cache[key] = document
+    if cmd.offset > len(document):
+        return replies.error(0x01, "offset past the end", session.state.error_strings)
+    return replies.xfer_chunk(document, cmd.offset, cmd.length)
+
+
+@xfer_object("features")
+def target_description(session, annex: str) -> bytes:
+    if annex != "target.xml":
+        raise KeyError(annex)
+    return session.table.target_xml().encode()
+
+
+@xfer_object("auxv")
+def auxv(session, annex: str) -> bytes:
+    inferior = session.require_inferior()
+    with open(f"/proc/{inferior.pid}/auxv", "rb") as f:
+        return f.read()
+
+
+@xfer_object("exec-file")
+def exec_file(session, annex: str) -> bytes:
+    inferior = session.server.inferior
+    pid = int(annex, 16) if annex else (inferior.pid if inferior is not None else 0)
+    if pid == 0:
+        raise TargetError("no process")
+    return os.readlink(f"/proc/{pid}/exe").encode()
+
+
+@xfer_object("threads")
+def threads(session, annex: str) -> bytes:
+    inferior = session.server.inferior
+    lines = ["<threads>"]
+    if inferior is not None and inferior.alive:
+        for tid in inferior.thread_ids():
+            name, core = _thread_name_and_core(inferior.pid, tid)
+            attrs = f'id="{session.format_thread(tid).decode()}"'
+            if core is not None:
+                attrs += f' core="{core}"'
+            if name is not None:
+                attrs += f" name={quoteattr(name)}"
+            lines.append(f"<thread {attrs}/>")
+    lines.append("</threads>")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
+    name = core = None
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm", "rb") as f:
+            name = f.read().rstrip(b"\n").decode(errors="replace")
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+            stat = f.read()
+        core = int(stat[stat.rfind(b")") + 2:].split()[36])
+    except (OSError, IndexError, ValueError):
+        pass
+    return name, core
+
+
+# -- the svr4 shared-library list, read from the dynamic linker's r_debug --------------------
+
+AT_PHDR, AT_PHNUM = 3, 5
+PT_DYNAMIC, PT_PHDR = 2, 6
+DT_NULL, DT_DEBUG = 0, 21
+
+
+@xfer_object("libraries-svr4")
+def libraries_svr4(session, annex: str) -> bytes:
+    inferior = session.require_inferior()
+    header = '<library-list-svr4 version="1.0"'
+    r_debug = _r_debug_address(inferior)
+    entries = _link_map_entries(inferior, r_debug)
+    if not entries:
+        return (header + "></library-list-svr4>").encode()
+    main_lm = entries[0][0]
+    body = [f'{header} main-lm="0x{main_lm:x}">']
+    for lm, name, l_addr, l_ld in entries[1:]:
+        if name:
+            body.append(f"<library name={quoteattr(name)} lm=\"0x{lm:x}\" l_addr=\"0x{l_addr:x}\" "
+                        f"l_ld=\"0x{l_ld:x}\" lmid=\"0x{r_debug:x}\"/>")
+    body.append("</library-list-svr4>")
+    return "".join(body).encode()
+
+
+def _auxv(pid: int) -> dict[int, int]:
+    with open(f"/proc/{pid}/auxv", "rb") as f:
+        data = f.read()
+    out = {}
+    for key, value in struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]):
+        if key == 0:
+            break
+        out[key] = value
+    return out
+
+
+def _r_debug_address(inferior) -> int:
+    aux = _auxv(inferior.pid)
+    phdr, phnum = aux.get(AT_PHDR), aux.get(AT_PHNUM)
+    if not phdr or not phnum:
+        return 0
+    table = inferior.read_memory(phdr, phnum * 56)
+    if len(table) < phnum * 56:
+        return 0
+    dynamic_vaddr = None
+    relocation = 0
+    for i in range(phnum):
+        p_type, _, _, p_vaddr = struct.unpack_from("<IIQQ", table, i * 56)
+        if p_type == PT_PHDR:
+            relocation = phdr - p_vaddr
+        elif p_type == PT_DYNAMIC:
+            dynamic_vaddr = p_vaddr
+    if dynamic_vaddr is None:
+        return 0
+    addr = dynamic_vaddr + relocation
+    for _ in range(1024):
+        entry = inferior.read_memory(addr, 16)
+        if len(entry) < 16:
+            return 0
+        tag, value = struct.unpack("<qQ", entry)
+        if tag == DT_NULL:
+            return 0
+        if tag == DT_DEBUG:
+            return value
+        addr += 16
+    return 0
+
+
+def _read_string(inferior, addr: int, limit: int = 4096) -> str:
+    out = bytearray()
+    while len(out) < limit:
+        chunk = inferior.read_memory(addr + len(out), 256)
+        if not chunk:
+            break
+        end = chunk.find(b"\0")
+        if end >= 0:
+            out += chunk[:end]
+            break
+        out += chunk
+    return out.decode(errors="surrogateescape")
+
+
+def _link_map_entries(inferior, r_debug: int) -> list[tuple[int, str, int, int]]:
+    if not r_debug:
+        return []
+    data = inferior.read_memory(r_debug, 16)
+    if len(data) < 16:
+        return []
+    lm = struct.unpack_from("<Q", data, 8)[0]
+    entries = []
+    seen = set()
+    while lm and lm not in seen and len(entries) < 4096:
+        seen.add(lm)
+        raw = inferior.read_memory(lm, 40)
+        if len(raw) < 40:
+            break
+        l_addr, l_name, l_ld, l_next, _ = struct.unpack("<QQQQQ", raw)
+        entries.append((lm, _read_string(inferior, l_name) if l_name else "", l_addr, l_ld))
+        lm = l_next
+    return entries

@@ -1,0 +1,132 @@
+"""The command line, parsed the way gdbserver's is, so tools that start gdbserver can start us.
+
+`gdbstub [OPTIONS] COMM PROG [ARGS...]` or `gdbstub [OPTIONS] --attach COMM PID` (also
+`COMM --attach PID`). Options stop at COMM: everything after PROG belongs to the program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import __version__
+
+USAGE = """\
+Usage:\tgdbstub [OPTIONS] COMM PROG [ARGS ...]
+\tgdbstub [OPTIONS] --attach COMM PID
+
+COMM may be:
+  [HOST]:PORT     listen for a TCP connection (HOST defaults to 127.0.0.1; PORT 0 picks a free port)
+  - or stdio      speak the protocol on standard input and output (target remote | gdbstub - PROG)
+  PATH            listen on a unix-domain socket at PATH
+
+Options:
+  --attach          attach to the running process PID instead of starting PROG
+  --once            exit after the first connection closes
+  --debug           log what the server does to stderr
+  --remote-debug    log every packet in both directions to stderr
+  --debug-file=F    write the logs to F instead of stderr
+  --disable-randomization     run PROG with address-space randomization off (default)
+  --no-disable-randomization  keep address-space randomization on
+  --wrapper WRAPPER --        accepted for compatibility; WRAPPER is not used
+  --version         print the version and exit
+  --help            print this help and exit
+
+The server listens on 127.0.0.1 unless HOST names another address.
+"""
+
+
+class UsageError(Exception):
+    """A bad command line; the message is one line for the user."""
+
+
+@dataclass
+class Options:
+    comm: str = ""
+    program: str | None = None
+    args: list[str] = field(default_factory=list)
+    attach_pid: int | None = None
+    once: bool = False
+    debug: bool = False
+    remote_debug: bool = False
+    debug_file: str | None = None
+    disable_randomization: bool = True
+    show_help: bool = False
+    show_version: bool = False
+    selftest: bool = False
+
+
+_FLAGS = {
+    "--once": ("once", True),
+    "--debug": ("debug", True),
+    "--remote-debug": ("remote_debug", True),
+    "--disable-randomization": ("disable_randomization", True),
+    "--no-disable-randomization": ("disable_randomization", False),
+    "--startup-with-shell": (None, None),
+    "--no-startup-with-shell": (None, None),
+    "--help": ("show_help", True),
+    "--version": ("show_version", True),
+    "--selftest": ("selftest", True),
+}
+
+
+def parse(argv: list[str]) -> Options:
+    opts = Options()
+    attach = False
+    i = 0
+    positionals: list[str] = []
+    while i < len(argv):
+        arg = argv[i]
+        if positionals and not (arg == "--attach" and len(positionals) == 1):
+            positionals.append(arg)
+            i += 1
+            continue
+        if arg == "--attach":
+            attach = True
+        elif arg in _FLAGS:
+            name, value = _FLAGS[arg]
+            if name:
+                setattr(opts, name, value)
+        elif arg.startswith("--debug-file="):
+            opts.debug_file = arg.split("=", 1)[1]
+            opts.debug = True
+        elif arg.startswith("--debug-format=") or arg.startswith("--disable-packet="):
+            pass
+        elif arg == "--wrapper":
+            try:
+                i = argv.index("--", i + 1)
+            except ValueError:
+                raise UsageError("--wrapper needs a terminating '--'") from None
+        elif arg == "--multi":
+            raise UsageError("--multi is not supported yet; start gdbstub with a program or --attach")
+        elif arg.startswith("--") and arg != "--":
+            raise UsageError(f"unknown option {arg!r} (see --help)")
+        elif arg == "--":
+            pass
+        else:
+            positionals.append(arg)
+        i += 1
+    if opts.show_help or opts.show_version or opts.selftest:
+        return opts
+    if not positionals:
+        raise UsageError("missing COMM (for example 127.0.0.1:2345) and PROG (see --help)")
+    opts.comm = positionals[0]
+    rest = positionals[1:]
+    if attach:
+        if len(rest) != 1:
+            raise UsageError("--attach needs exactly one PID after COMM")
+        try:
+            opts.attach_pid = int(rest[0])
+        except ValueError:
+            raise UsageError(f"--attach: {rest[0]!r} is not a process id") from None
+        if opts.attach_pid <= 0:
+            raise UsageError(f"--attach: {rest[0]!r} is not a process id")
+    else:
+        if not rest:
+            raise UsageError("missing PROG: give a program to run, or --attach PID (see --help)")
+        opts.program = rest[0]
+        opts.args = rest[1:]
+    return opts
+
+
+def version_text() -> str:
+    return f"gdbstub {__version__}\nA GDB remote-protocol stub server for Linux x86-64 processes.\n"

@@ -1,0 +1,179 @@
+"""The server: owns the tracer, the debugged process and the listener, and runs sessions.
+
+Lifecycle follows gdbserver's: start or attach, listen, serve one client at a time; when the
+process ends (exit, kill, detach) the server exits. With `--once` it exits when the first client
+leaves; otherwise it keeps the process stopped and waits for the next client. A client that
+vanishes leaves no breakpoint bytes behind, and the server never leaves a process in a traced stop
+when it exits: a launched program is killed, an attached one is detached.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+
+import trio
+
+from .arch import cpu_has_avx, x86_64_table
+from .options import Options
+from .session import Session
+from .target import Inferior, StopEvent, StopKind, Tracer, attach, launch
+from .transport import Comm, describe_peer, open_listener, stdio_stream
+
+log = logging.getLogger("gdbstub")
+
+ADDR_NO_RANDOMIZE = 0x0040000
+
+
+def say(text: str) -> None:
+    """gdbserver-compatible status lines go to stderr, flushed: tools wait for them."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _disable_randomization() -> None:
+    # The personality is inherited through posix_spawn and exec; our own mappings stay as they are.
+    libc = ctypes.CDLL(None, use_errno=True)
+    current = libc.personality(0xFFFFFFFF)
+    if current != -1:
+        libc.personality(current | ADDR_NO_RANDOMIZE)
+
+
+class Server:
+    def __init__(self, options: Options, comm: Comm) -> None:
+        self.options = options
+        self.comm = comm
+        self.tracer = Tracer()
+        self.inferior: Inferior | None = None
+        has_avx = cpu_has_avx()
+        self.use_xstate = has_avx
+        self.register_table = x86_64_table(has_avx)
+        self.pass_signals: frozenset[int] = frozenset()
+        self.program_signals: frozenset[int] | None = None
+        self.exit_requested = False
+        self._exit_said = False
+
+    # -- the process -----------------------------------------------------------------
+    def start_process(self) -> None:
+        opts = self.options
+        if opts.attach_pid is not None:
+            started = attach(opts.attach_pid)
+            self.inferior = Inferior(started, launched=False, use_xstate=self.use_xstate)
+            self.inferior.last_event = StopEvent(StopKind.SIGNAL, started.pid, signal.SIGSTOP)
+            say(f"Attached; pid = {started.pid}")
+        else:
+            if opts.disable_randomization:
+                _disable_randomization()
+            started = launch(opts.program, opts.args)
+            self.inferior = Inferior(started, launched=True, use_xstate=self.use_xstate)
+            say(f"Process {opts.program} created; pid = {started.pid}")
+        self.tracer.add(self.inferior)
+
+    def on_exit(self, event: StopEvent) -> None:
+        if self._exit_said:
+            return
+        self._exit_said = True
+        if event.kind == StopKind.EXITED:
+            say(f"\nChild exited with status {event.exit_code}")
+        else:
+            name = signal.Signals(event.signal).name if event.signal in signal.Signals._value2member_map_ else ""
+            say(f"\nChild terminated with signal = 0x{event.signal:x} ({name})")
+
+    def on_killed(self) -> None:
+        self._exit_said = True
+
+    async def detach(self) -> None:
+        inferior = self.inferior
+        if inferior is None or not inferior.alive:
+            return
+        say(f"Detaching from process {inferior.pid}")
+        await inferior.detach()
+        self._exit_said = True
+
+    def process_gone(self) -> bool:
+        return self.inferior is None or not self.inferior.alive
+
+    async def release(self) -> None:
+        """The server is going away: leave nothing stopped or patched behind."""
+        inferior = self.inferior
+        if inferior is None or not inferior.alive:
+            return
+        if inferior.launched:
+            await inferior.kill()
+        else:
+            await inferior.detach()
+
+    async def after_disconnect(self) -> None:
+        """The client left without ending the process: undo our patches, keep it stopped."""
+        inferior = self.inferior
+        if inferior is None or not inferior.alive:
+            return
+        if inferior.is_running():
+            inferior.request_interrupt()
+            with trio.move_on_after(5):
+                await inferior.wait_for_stop()
+        if inferior.alive:
+            inferior.cleanup_before_release()
+
+    # -- serving ---------------------------------------------------------------------
+    async def serve(self) -> int:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.tracer.run)
+            nursery.start_soon(self._watch_signals, nursery.cancel_scope)
+            try:
+                self.start_process()
+                if self.comm.kind == "stdio":
+                    say("Remote debugging using stdio")
+                    await self._serve_one(stdio_stream())
+                else:
+                    await self._serve_listener()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self.release()
+                    if self.comm.kind == "unix":
+                        try:
+                            os.unlink(self.comm.path)
+                        except OSError:
+                            pass
+                nursery.cancel_scope.cancel()
+        return 0
+
+    async def _serve_listener(self) -> None:
+        listener, port = await open_listener(self.comm)
+        async with listener:
+            while True:
+                if port is not None:
+                    say(f"Listening on port {port}")
+                else:
+                    say(f"Listening on {self.comm.path}")
+                stream = await listener.accept()
+                peer = describe_peer(stream)
+                if peer is not None:
+                    say(f"Remote debugging from host {peer[0]}, port {peer[1]}")
+                await self._serve_one(stream)
+                if self.exit_requested or self.process_gone() or self.options.once:
+                    return
+
+    async def _serve_one(self, stream: trio.abc.Stream) -> None:
+        session = Session(stream, self)
+        try:
+            await session.run()
+        finally:
+            with trio.CancelScope(shield=True):
+                if session.hostio is not None:
+                    session.hostio.close_all()
+                await self.after_disconnect()
+                try:
+                    await stream.aclose()
+                except Exception:  # noqa: BLE001 - the peer may already be gone
+                    pass
+
+    async def _watch_signals(self, scope: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                scope.cancel()
+                return

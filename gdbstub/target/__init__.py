@@ -1,0 +1,15 @@
+"""The process controller: launch/attach, threads, stops, resume, memory, registers, breakpoints.
+
+It speaks in threads, addresses and stop events, and knows nothing of the remote protocol.
+"""
+
+from .events import StopEvent, StopKind
+from .inferior import Inferior, TargetError
+from .launch import LaunchError, Started, attach, launch, resolve_program
+from .threads import Resume
+from .tracer import Tracer
+
+__all__ = [
+    "Inferior", "LaunchError", "Resume", "Started", "StopEvent", "StopKind", "TargetError",
+    "Tracer", "attach", "launch", "resolve_program",
+]

@@ -1,0 +1,78 @@
+"""Software breakpoints: int3 bytes in the program's text, with the original bytes kept.
+
+Memory reads through `shadow` show the original bytes, as gdb expects; writes over a breakpoint
+update the saved byte and keep the int3 in place.
+"""
+
+from __future__ import annotations
+
+from .memory import ProcessMemory
+
+INT3 = b"\xcc"
+
+
+class BreakpointError(Exception):
+    pass
+
+
+class SoftwareBreakpoints:
+    def __init__(self, memory: ProcessMemory) -> None:
+        self._memory = memory
+        self._saved: dict[int, bytes] = {}
+
+    def __contains__(self, addr: int) -> bool:
+        return addr in self._saved
+
+    def __len__(self) -> int:
+        return len(self._saved)
+
+    def addresses(self) -> list[int]:
+        return sorted(self._saved)
+
+    def insert(self, addr: int) -> None:
+        if addr in self._saved:
+            return
+        original = self._memory.read(addr, 1)
+        if len(original) != 1:
+            raise BreakpointError(f"cannot read memory at 0x{addr:x}")
+        if self._memory.write(addr, INT3) != 1:
+            raise BreakpointError(f"cannot write memory at 0x{addr:x}")
+        self._saved[addr] = original
+
+    def remove(self, addr: int) -> None:
+        original = self._saved.pop(addr, None)
+        if original is not None:
+            self._memory.write(addr, original)
+
+    def remove_all(self) -> None:
+        for addr in list(self._saved):
+            self.remove(addr)
+
+    def forget_all(self) -> None:
+        """After exec the old text is gone: nothing to restore."""
+        self._saved.clear()
+
+    def shadow(self, addr: int, data: bytes) -> bytes:
+        """Replace our int3 bytes in `data` (read from `addr`) by the original bytes."""
+        if not self._saved or not data:
+            return data
+        end = addr + len(data)
+        hits = [a for a in self._saved if addr <= a < end]
+        if not hits:
+            return data
+        out = bytearray(data)
+        for a in hits:
+            out[a - addr] = self._saved[a][0]
+        return bytes(out)
+
+    def write_through(self, addr: int, data: bytes) -> int:
+        """Write program memory, keeping inserted breakpoints inserted."""
+        end = addr + len(data)
+        hits = [a for a in self._saved if addr <= a < end]
+        if not hits:
+            return self._memory.write(addr, data)
+        out = bytearray(data)
+        for a in hits:
+            self._saved[a] = bytes([out[a - addr]])
+            out[a - addr] = INT3[0]
+        return self._memory.write(addr, bytes(out))

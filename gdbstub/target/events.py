@@ -1,0 +1,37 @@
+"""Stop events the process controller reports: what happened, to which thread, in Linux terms.
+
+The controller knows nothing of RSP; the session turns these into stop replies for its client.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class StopKind(enum.Enum):
+    SIGNAL = "signal"            # a signal arrived for the thread (signal holds its Linux number)
+    BREAKPOINT = "breakpoint"    # a software breakpoint (int3) we inserted; PC already rewound to it
+    STEP = "step"                # a single step (or a range step) finished
+    WATCHPOINT = "watchpoint"    # a debug-register watchpoint fired
+    HW_BREAKPOINT = "hwbreak"    # a debug-register execution breakpoint fired
+    INTERRUPTED = "interrupted"  # the client asked us to stop the program (0x03)
+    INITIAL = "initial"          # the stop right after launch or attach
+    TRAP = "trap"                # a SIGTRAP with no breakpoint of ours behind it (int3 in the program)
+    EXITED = "exited"            # the process exited normally (exit_code)
+    TERMINATED = "terminated"    # the process was killed by a signal (signal)
+
+
+@dataclass
+class StopEvent:
+    kind: StopKind
+    tid: int
+    signal: int = 0              # Linux signal number (SIGTRAP for breakpoints and steps)
+    exit_code: int = 0
+    watch_addr: int | None = None
+    watch_type: str | None = None  # 'watch', 'rwatch', 'awatch'
+    watch_slot: int | None = None
+
+    @property
+    def is_exit(self) -> bool:
+        return self.kind in (StopKind.EXITED, StopKind.TERMINATED)

@@ -1,0 +1,401 @@
+"""One traced process: its threads, memory, breakpoints, and all-stop run control.
+
+Wait statuses arrive from the tracer's waitpid pump (`on_status`, synchronous). Quiet events
+(clones, passed signals, steps inside a stepping range, our own interrupt stops) are handled on the
+spot; a reportable event is parked on its thread. `wait_for_stop` then stops every other thread,
+collects their stops (keeping any event they hit meanwhile for a later report) and returns one
+event. Nothing here knows about RSP.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from collections.abc import Iterable
+
+import trio
+
+from . import ptrace_calls as pt
+from .breakpoints import SoftwareBreakpoints
+from .events import StopEvent, StopKind
+from .launch import Started
+from .memory import ProcessMemory
+from .threads import Resume, Thread, ThreadRegisters
+
+SI_KERNEL = 0x80
+TRAP_BRKPT = 1
+TRAP_TRACE = 2
+TRAP_HWBKPT = 4
+
+
+class TargetError(Exception):
+    """A request the process cannot honour right now; the message is for the client."""
+
+
+class Inferior:
+    def __init__(self, started: Started, launched: bool, use_xstate: bool) -> None:
+        self.pid = started.pid
+        self.launched = launched
+        self.executable = started.executable
+        self.use_xstate = use_xstate
+        self.threads: dict[int, Thread] = {t: Thread(t) for t in started.tids}
+        self.memory = ProcessMemory(self.pid)
+        self.breakpoints = SoftwareBreakpoints(self.memory)
+        self.pass_signals: frozenset[int] = frozenset()
+        self.exit_event: StopEvent | None = None
+        self.exit_reported = False
+        self.last_event: StopEvent | None = StopEvent(StopKind.INITIAL, self.pid, signal.SIGTRAP)
+        self._orphans: dict[int, list[int]] = {}
+        self._changed = trio.Event()
+        self._interrupt_requested = False
+        # Hooks for thread-level features layered on top (debug registers on new threads).
+        self.on_new_thread: list = []
+        self.release_hooks: list = []
+
+    # -- facts ---------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.exit_event is None
+
+    def thread_ids(self) -> list[int]:
+        return sorted(self.threads)
+
+    def registers(self, tid: int) -> ThreadRegisters:
+        return ThreadRegisters(self._thread(tid), self.use_xstate)
+
+    def thread(self, tid: int) -> Thread:
+        return self._thread(tid)
+
+    def _thread(self, tid: int) -> Thread:
+        try:
+            return self.threads[tid]
+        except KeyError:
+            raise TargetError(f"no thread {tid}") from None
+
+    def is_running(self) -> bool:
+        return any(t.running for t in self.threads.values())
+
+    # -- memory --------------------------------------------------------------------------
+    def read_memory(self, addr: int, length: int) -> bytes:
+        return self.breakpoints.shadow(addr, self.memory.read(addr, length))
+
+    def write_memory(self, addr: int, data: bytes) -> int:
+        return self.breakpoints.write_through(addr, data)
+
+    # -- wait statuses from the tracer ---------------------------------------------------
+    def owns(self, tid: int) -> bool:
+        return tid in self.threads or tid == self.pid
+
+    def on_status(self, tid: int, status: int) -> None:
+        thread = self.threads.get(tid)
+        if thread is None:
+            if os.WIFSTOPPED(status):
+                # A new thread's first stop can beat its parent's clone event: keep it.
+                self._orphans.setdefault(tid, []).append(status)
+            elif tid == self.pid:
+                self._process_ended(status)
+            self._notify()
+            return
+        try:
+            self._on_thread_status(thread, status)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+            # The thread died under us (SIGKILL, exit); its exit status follows.
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _process_ended(self, status: int) -> None:
+        if os.WIFEXITED(status):
+            self.exit_event = StopEvent(StopKind.EXITED, self.pid, exit_code=os.WEXITSTATUS(status))
+        else:
+            self.exit_event = StopEvent(StopKind.TERMINATED, self.pid, signal=os.WTERMSIG(status))
+        for t in self.threads.values():
+            t.running = False
+        self.threads.clear()
+        self.memory.close()
+
+    def _on_thread_status(self, thread: Thread, status: int) -> None:
+        tid = thread.tid
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            del self.threads[tid]
+            if tid == self.pid:
+                self._process_ended(status)
+            return
+        if not os.WIFSTOPPED(status):
+            return
+        thread.running = False
+        thread.invalidate()
+        sig = os.WSTOPSIG(status)
+        event = status >> 16
+
+        if event == pt.PTRACE_EVENT_CLONE:
+            self._on_clone(thread)
+            return
+        if event == pt.PTRACE_EVENT_EXEC:
+            self._on_exec(thread)
+            return
+        if event == pt.PTRACE_EVENT_STOP:
+            self._on_ptrace_stop(thread, sig)
+            return
+        if event:
+            self._resume_quietly(thread)
+            return
+        if sig == signal.SIGTRAP:
+            self._on_sigtrap(thread)
+            return
+        # A signal is about to be delivered.
+        if sig in self.pass_signals and not self._interrupt_requested:
+            self._resume_quietly(thread, sig)
+            return
+        thread.pending = StopEvent(StopKind.SIGNAL, tid, sig)
+
+    def _on_clone(self, parent: Thread) -> None:
+        new_tid = pt.event_message(parent.tid)
+        child = Thread(new_tid, running=True, awaiting_first_stop=True)
+        self.threads[new_tid] = child
+        for status in self._orphans.pop(new_tid, []):
+            self._on_thread_status(child, status)
+        self._resume_quietly(parent)
+
+    def _on_exec(self, thread: Thread) -> None:
+        # Every other thread is gone; the execing thread now has the leader's tid.
+        for tid in [t for t in self.threads if t != self.pid]:
+            del self.threads[tid]
+        leader = self.threads.setdefault(self.pid, Thread(self.pid))
+        leader.running = False
+        self.memory.reopen()
+        self.breakpoints.forget_all()
+        self.executable = os.readlink(f"/proc/{self.pid}/exe")
+        self._resume_quietly(leader)
+
+    def _on_ptrace_stop(self, thread: Thread, sig: int) -> None:
+        if thread.awaiting_first_stop:
+            thread.awaiting_first_stop = False
+            for hook in self.on_new_thread:
+                hook(thread)
+            if self._stopping_all():
+                return
+            self._resume_quietly(thread, resume=Resume("continue"))
+            return
+        if thread.interrupt_sent:
+            thread.interrupt_sent = False
+            return
+        if sig in pt.SIGNALS_GROUP_STOP:
+            # A job-control stop: the program asked to be stopped. Keep it stopped in the kernel's
+            # view but let run control go on (PTRACE_LISTEN would need SIGCONT to wake).
+            self._resume_quietly(thread)
+            return
+        if not self._stopping_all():
+            self._resume_quietly(thread)
+
+    def _on_sigtrap(self, thread: Thread) -> None:
+        info = pt.siginfo(thread.tid)
+        resume = thread.resume
+        if info.code == SI_KERNEL or info.code == TRAP_BRKPT:
+            pc = thread.pc() - 1
+            if pc in self.breakpoints:
+                thread.set_pc(pc)
+                thread.pending = StopEvent(StopKind.BREAKPOINT, thread.tid, signal.SIGTRAP)
+                return
+            if info.code == SI_KERNEL:
+                thread.pending = StopEvent(StopKind.TRAP, thread.tid, signal.SIGTRAP)
+                return
+        if info.code == TRAP_HWBKPT or (info.code == TRAP_TRACE and self._hw_hit(thread)):
+            event = self._hardware_event(thread)
+            if event is not None:
+                thread.pending = event
+                return
+        if info.code == TRAP_TRACE or (resume is not None and resume.kind != "continue" and info.code > 0):
+            if resume is not None and resume.kind == "range" and resume.start <= thread.pc() < resume.end \
+                    and not self._interrupt_requested:
+                pt.singlestep(thread.tid, 0)
+                thread.running = True
+                return
+            if resume is not None and resume.kind != "continue":
+                thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
+                return
+        # A SIGTRAP sent by kill/tgkill, or raised by the program itself.
+        if signal.SIGTRAP in self.pass_signals and info.code <= 0:
+            self._resume_quietly(thread, signal.SIGTRAP)
+            return
+        thread.pending = StopEvent(StopKind.SIGNAL, thread.tid, signal.SIGTRAP)
+
+    # Hardware breakpoints and watchpoints are layered on by the debug-register support.
+    def _hw_hit(self, thread: Thread) -> bool:
+        return False
+
+    def _hardware_event(self, thread: Thread) -> StopEvent | None:
+        return None
+
+    def _stopping_all(self) -> bool:
+        return self._interrupt_requested or any(t.pending for t in self.threads.values())
+
+    def _resume_quietly(self, thread: Thread, sig: int = 0, resume: Resume | None = None) -> None:
+        """Let a thread go on after an event the client need not hear about."""
+        if self._stopping_all() and sig == 0:
+            return  # stay stopped: an all-stop is under way
+        resume = resume or thread.resume or Resume("continue")
+        thread.invalidate()
+        try:
+            if resume.kind == "continue":
+                pt.cont(thread.tid, sig)
+            else:
+                pt.singlestep(thread.tid, sig)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+            return
+        thread.running = True
+
+    # -- run control ---------------------------------------------------------------------
+    def request_interrupt(self) -> None:
+        """Ask for an all-stop (the client's 0x03); `wait_for_stop` reports it."""
+        if not self.alive:
+            return
+        self._interrupt_requested = True
+        self._notify()
+
+    def resume(self, actions: dict[int, Resume], default: Resume | None) -> None:
+        if not self.alive:
+            raise TargetError("the process is not running")
+        self._drop_stale_breakpoint_events()
+        for thread in list(self.threads.values()):
+            if thread.running:
+                continue
+            action = actions.get(thread.tid, default)
+            if action is None:
+                continue
+            thread.resume = action
+            if thread.pending is not None or thread.awaiting_first_stop:
+                continue  # reported on the next wait, without running the thread
+            thread.invalidate()
+            try:
+                if action.kind == "continue":
+                    pt.cont(thread.tid, action.signal)
+                else:
+                    pt.singlestep(thread.tid, action.signal)
+            except pt.PtraceError as exc:
+                if not pt.is_gone(exc):
+                    raise
+                continue
+            thread.running = True
+
+    def _drop_stale_breakpoint_events(self) -> None:
+        for thread in self.threads.values():
+            ev = thread.pending
+            if ev is not None and ev.kind == StopKind.BREAKPOINT:
+                try:
+                    if thread.pc() not in self.breakpoints:
+                        thread.pending = None  # its breakpoint was removed: the PC is already rewound
+                except pt.PtraceError:
+                    thread.pending = None
+
+    async def wait_for_stop(self, prefer: Iterable[int] = ()) -> StopEvent:
+        """Wait until some thread has something to report, stop all threads, and report it."""
+        while True:
+            if self.exit_event is not None:
+                self.exit_reported = True
+                return self.exit_event
+            if self._interrupt_requested or any(t.pending for t in self.threads.values()):
+                await self.stop_all()
+                if self.exit_event is not None:
+                    continue
+                event = self._pick_event(list(prefer))
+                self._interrupt_requested = False
+                self.last_event = event
+                return event
+            await self._changed.wait()
+
+    def _pick_event(self, prefer: list[int]) -> StopEvent:
+        candidates = [t for t in self.threads.values() if t.pending is not None]
+        chosen = None
+        for tid in prefer:
+            t = self.threads.get(tid)
+            if t is not None and t.pending is not None:
+                chosen = t
+                break
+        if chosen is None and candidates:
+            chosen = candidates[0]
+        if chosen is not None:
+            event = chosen.pending
+            chosen.pending = None
+            return event
+        tid = prefer[0] if prefer and prefer[0] in self.threads else min(self.threads)
+        return StopEvent(StopKind.INTERRUPTED, tid, signal.SIGINT)
+
+    async def stop_all(self) -> None:
+        """Stop every running thread and wait for each stop (or exit)."""
+        for thread in list(self.threads.values()):
+            if thread.running and not thread.interrupt_sent:
+                try:
+                    pt.interrupt(thread.tid)
+                    thread.interrupt_sent = True
+                except pt.PtraceError as exc:
+                    if not pt.is_gone(exc):
+                        raise
+        while self.exit_event is None and any(t.running for t in self.threads.values()):
+            with trio.move_on_after(0.2):
+                await self._changed.wait()
+                continue
+            self._reap_zombie_threads()
+
+    def _reap_zombie_threads(self) -> None:
+        """A thread that exited but cannot be reaped yet (the zombie leader) never stops."""
+        for thread in list(self.threads.values()):
+            if thread.running and _task_state(self.pid, thread.tid) in ("Z", "X", None):
+                thread.running = False
+                if thread.tid != self.pid:
+                    del self.threads[thread.tid]
+
+    # -- ending --------------------------------------------------------------------------
+    async def kill(self) -> None:
+        if self.exit_event is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            with trio.move_on_after(10):
+                while self.exit_event is None:
+                    await self._changed.wait()
+        self.exit_reported = True
+
+    async def detach(self) -> None:
+        """Remove every trace of the debugger and let the process run on."""
+        if self.exit_event is not None:
+            return
+        await self.stop_all()
+        self.cleanup_before_release()
+        for thread in list(self.threads.values()):
+            sig = 0
+            if thread.pending is not None and thread.pending.kind == StopKind.SIGNAL:
+                sig = thread.pending.signal
+            try:
+                pt.detach(thread.tid, sig)
+            except pt.PtraceError as exc:
+                if exc.errno not in (errno.ESRCH,):
+                    raise
+        self.threads.clear()
+        self.memory.close()
+        self.exit_event = StopEvent(StopKind.EXITED, self.pid)  # gone from our point of view
+        self.exit_reported = True
+
+    def cleanup_before_release(self) -> None:
+        """Restore the program's bytes (and, when layered on, its debug registers)."""
+        if self.exit_event is None:
+            self.breakpoints.remove_all()
+        for hook in self.release_hooks:
+            hook()
+
+
+def _task_state(pid: int, tid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2:][:1].decode()

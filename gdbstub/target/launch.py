@@ -1,0 +1,146 @@
+"""Starting a program under ptrace, or attaching to a running one.
+
+Launch runs no Python between fork and exec: `os.posix_spawn` starts a tiny shell shim that stops
+itself, we PTRACE_SEIZE it, let it go, and it execs the program; the exec event is the program's
+first stop. The shim's exec keeps the pid, so the program is a direct child of the server (tools
+that start gdbserver rely on that). Both functions block briefly and must run before the trio wait
+loop sees these children's events: nothing awaits in between.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+
+from . import ptrace_calls as pt
+
+_SHIM = 'kill -STOP $$; exec "$0" "$@"'
+_WAIT_ALL = 0x40000000  # __WALL
+
+
+class LaunchError(Exception):
+    """The program could not be started or attached to; the message is for the user."""
+
+
+@dataclass
+class Started:
+    pid: int
+    tids: list[int]
+    executable: str
+
+
+def resolve_program(program: str) -> str:
+    """Find the program the way gdbserver does: a name with a slash or in cwd, else $PATH."""
+    if "/" not in program and not os.path.exists(program):
+        found = shutil.which(program)
+        if found is None:
+            raise LaunchError(f"{program}: No such file or directory")
+        program = found
+    path = os.path.abspath(program)
+    if not os.path.exists(path):
+        raise LaunchError(f"{program}: No such file or directory")
+    if os.path.isdir(path):
+        raise LaunchError(f"{program}: Is a directory")
+    if not os.access(path, os.X_OK):
+        raise LaunchError(f"{program}: Permission denied (not executable)")
+    return path
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, _WAIT_ALL | os.WUNTRACED)
+            return status
+        except InterruptedError:
+            continue
+
+
+def launch(program: str, args: list[str], env: dict[str, str] | None = None,
+           cwd: str | None = None) -> Started:
+    path = resolve_program(program)
+    argv = ["/bin/sh", "-c", _SHIM, path, *args]
+    environ = dict(os.environ if env is None else env)
+    old_cwd = None
+    if cwd is not None:
+        old_cwd = os.getcwd()
+        os.chdir(cwd)
+    try:
+        pid = os.posix_spawn("/bin/sh", argv, environ)
+    finally:
+        if old_cwd is not None:
+            os.chdir(old_cwd)
+
+    status = _wait(pid)
+    if not os.WIFSTOPPED(status):
+        raise LaunchError(f"{program}: the launcher shell ended early (status {status:#x})")
+    try:
+        pt.seize(pid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_EXITKILL)
+    except pt.PtraceError as exc:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise LaunchError(f"cannot trace {program}: {os.strerror(exc.errno or errno.EPERM)}") from None
+    os.kill(pid, signal.SIGCONT)
+
+    # Run the shim until its exec: absorb the group-stop and SIGCONT on the way.
+    while True:
+        status = _wait(pid)
+        if os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+            raise LaunchError(f"{program}: could not be executed (shell exit code {code})")
+        if os.WIFSIGNALED(status):
+            raise LaunchError(f"{program}: killed by signal {os.WTERMSIG(status)} before exec")
+        sig = os.WSTOPSIG(status)
+        event = status >> 16
+        if event == pt.PTRACE_EVENT_EXEC:
+            break
+        if event == pt.PTRACE_EVENT_STOP or sig in (signal.SIGCONT, signal.SIGSTOP):
+            pt.cont(pid, 0)
+        else:
+            pt.cont(pid, sig)
+    return Started(pid=pid, tids=[pid], executable=os.readlink(f"/proc/{pid}/exe"))
+
+
+def attach(pid: int) -> Started:
+    """Seize every thread of `pid` and stop each one."""
+    if not os.path.exists(f"/proc/{pid}"):
+        raise LaunchError(f"Cannot attach to process {pid}: No such process")
+    stopped: set[int] = set()
+    gone: set[int] = set()
+    while True:
+        try:
+            tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+        except FileNotFoundError:
+            raise LaunchError(f"Cannot attach to process {pid}: No such process") from None
+        new = [t for t in tids if t not in stopped and t not in gone]
+        if not new:
+            break
+        for tid in new:
+            try:
+                pt.seize(tid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC)
+                pt.interrupt(tid)
+            except pt.PtraceError as exc:
+                if exc.errno == errno.ESRCH and tid != pid:
+                    gone.add(tid)
+                    continue
+                if exc.errno in (errno.EPERM, errno.EACCES):
+                    raise LaunchError(f"Cannot attach to process {pid}: Operation not permitted") from None
+                raise LaunchError(f"Cannot attach to process {pid}: {os.strerror(exc.errno or 0)}") from None
+            stopped.add(tid)
+            _absorb_attach_stop(tid)
+    return Started(pid=pid, tids=sorted(stopped), executable=os.readlink(f"/proc/{pid}/exe"))
+
+
+def _absorb_attach_stop(tid: int) -> None:
+    while True:
+        _, status = os.waitpid(tid, _WAIT_ALL)
+        if not os.WIFSTOPPED(status):
+            return
+        if (status >> 16) == pt.PTRACE_EVENT_STOP:
+            return
+        # A signal arrived first: it stays pending in the thread and is delivered when it resumes.
+        sig = os.WSTOPSIG(status)
+        pt.cont(tid, sig)
+        pt.interrupt(tid)

@@ -1,0 +1,98 @@
+"""Per-thread state of a traced process, and each thread's register sets with a per-stop cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ptrace_calls as pt
+from .events import StopEvent
+
+_RIP = 16 * 8
+_RSP = 19 * 8
+_RBP = 4 * 8
+
+
+@dataclass
+class Resume:
+    """How one thread is resumed: 'continue', 'step' or 'range' (step while start <= pc < end)."""
+
+    kind: str
+    signal: int = 0
+    start: int = 0
+    end: int = 0
+
+
+@dataclass
+class Thread:
+    tid: int
+    running: bool = False
+    # We sent PTRACE_INTERRUPT and have not yet seen the stop it causes.
+    interrupt_sent: bool = False
+    # A new thread whose first (PTRACE_EVENT_STOP) stop has not arrived yet.
+    awaiting_first_stop: bool = False
+    # A reportable event this thread hit and the client has not been told of.
+    pending: StopEvent | None = None
+    resume: Resume | None = None
+    _gpr: bytes | None = None
+    _fp: bytes | None = None
+    extra: dict = field(default_factory=dict)
+
+    # -- registers -------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        self._gpr = None
+        self._fp = None
+
+    def gpr(self) -> bytes:
+        if self._gpr is None:
+            self._gpr = pt.get_regs(self.tid)
+        return self._gpr
+
+    def set_gpr(self, data: bytes) -> None:
+        pt.set_regs(self.tid, data)
+        self._gpr = bytes(data)
+
+    def pc(self) -> int:
+        return int.from_bytes(self.gpr()[_RIP:_RIP + 8], "little")
+
+    def set_pc(self, value: int) -> None:
+        gpr = bytearray(self.gpr())
+        gpr[_RIP:_RIP + 8] = value.to_bytes(8, "little")
+        self.set_gpr(bytes(gpr))
+
+    def fp(self, use_xstate: bool) -> bytes:
+        if self._fp is None:
+            if use_xstate:
+                self._fp = pt.get_regset(self.tid, pt.NT_X86_XSTATE)
+            else:
+                self._fp = pt.get_fpregs(self.tid)
+        return self._fp
+
+    def set_fp(self, data: bytes, use_xstate: bool) -> None:
+        if use_xstate:
+            pt.set_regset(self.tid, pt.NT_X86_XSTATE, data)
+        else:
+            pt.set_fpregs(self.tid, data)
+        self._fp = bytes(data)
+
+
+class ThreadRegisters:
+    """The `RegisterSets` view of one stopped thread that the register table reads and writes."""
+
+    def __init__(self, thread: Thread, use_xstate: bool) -> None:
+        self._thread = thread
+        self._xstate = use_xstate
+
+    def read(self, regset: str) -> bytes:
+        if regset == "gpr":
+            return self._thread.gpr()
+        if regset == "fp":
+            return self._thread.fp(self._xstate)
+        raise KeyError(regset)
+
+    def write(self, regset: str, data: bytes) -> None:
+        if regset == "gpr":
+            self._thread.set_gpr(data)
+        elif regset == "fp":
+            self._thread.set_fp(data, self._xstate)
+        else:
+            raise KeyError(regset)
