@@ -67,7 +67,7 @@ class Server:
         else:
             if opts.disable_randomization:
                 _disable_randomization()
-            started = launch(opts.program, opts.args)
+            started = launch(opts.program, opts.args, protocol_on_stdio=self.comm.kind == "stdio")
             self.inferior = Inferior(started, launched=True, use_xstate=self.use_xstate)
             say(f"Process {opts.program} created; pid = {started.pid}")
         self.tracer.add(self.inferior)

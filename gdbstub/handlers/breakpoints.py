@@ -1,4 +1,5 @@
-"""Z/z: software breakpoints (int3). Hardware breakpoints and watchpoints come with debug registers."""
+"""Z/z: software breakpoints (int3) and, through the debug registers, hardware breakpoints (Z1)
+and write/read/access watchpoints (Z2/Z3/Z4)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,43 @@ from packets import commands as cmds
 from packets import replies
 
 from ..target.breakpoints import BreakpointError
-from .registry import handles
+from ..target.debugregs import DebugRegisterError, Watch
+from .registry import add_feature, handles
+
+_KINDS = {1: "exec", 2: "write", 3: "read", 4: "access"}
+
+add_feature("hwbreak+")
 
 
 @handles(cmds.InsertBreakpoint)
 def insert_breakpoint(session, cmd: cmds.InsertBreakpoint) -> bytes:
-    if cmd.kind != 0:
-        return b""  # not supported: gdb falls back (software watchpoints, no hbreak)
     inferior = session.require_inferior()
+    if cmd.kind == 0:
+        try:
+            inferior.breakpoints.insert(cmd.addr)
+        except BreakpointError as exc:
+            return replies.error(0x01, str(exc), session.state.error_strings)
+        return replies.OK
+    kind = _KINDS.get(cmd.kind)
+    if kind is None:
+        return b""
+    length = 1 if kind == "exec" else cmd.length
     try:
-        inferior.breakpoints.insert(cmd.addr)
-    except BreakpointError as exc:
+        inferior.insert_watch(Watch(kind, cmd.addr, length))
+    except DebugRegisterError as exc:
         return replies.error(0x01, str(exc), session.state.error_strings)
     return replies.OK
 
 
 @handles(cmds.RemoveBreakpoint)
 def remove_breakpoint(session, cmd: cmds.RemoveBreakpoint) -> bytes:
-    if cmd.kind != 0:
-        return b""
     inferior = session.require_inferior()
-    inferior.breakpoints.remove(cmd.addr)
+    if cmd.kind == 0:
+        inferior.breakpoints.remove(cmd.addr)
+        return replies.OK
+    kind = _KINDS.get(cmd.kind)
+    if kind is None:
+        return b""
+    length = 1 if kind == "exec" else cmd.length
+    inferior.remove_watch(Watch(kind, cmd.addr, length))
     return replies.OK

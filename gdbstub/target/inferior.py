@@ -18,6 +18,7 @@ import trio
 
 from . import ptrace_calls as pt
 from .breakpoints import SoftwareBreakpoints
+from .debugregs import DebugRegisterError, DebugRegisters, Watch
 from .events import StopEvent, StopKind
 from .launch import Started
 from .memory import ProcessMemory
@@ -50,7 +51,8 @@ class Inferior:
         self._changed = trio.Event()
         self._interrupt_requested = False
         # Hooks for thread-level features layered on top (debug registers on new threads).
-        self.on_new_thread: list = []
+        self.debug_registers = DebugRegisters()
+        self.on_new_thread: list = [self._apply_debug_registers]
         self.release_hooks: list = []
 
     # -- facts ---------------------------------------------------------------------------
@@ -225,12 +227,54 @@ class Inferior:
             return
         thread.pending = StopEvent(StopKind.SIGNAL, thread.tid, signal.SIGTRAP)
 
-    # Hardware breakpoints and watchpoints are layered on by the debug-register support.
+    # -- hardware breakpoints and watchpoints ----------------------------------------------
+    def insert_watch(self, watch: Watch) -> None:
+        """Reserve debug registers for `watch` and write them to every thread."""
+        if not self.debug_registers.add(watch):
+            return
+        try:
+            self._write_debug_registers()
+        except pt.PtraceError as exc:
+            self.debug_registers.remove(watch)
+            self._write_debug_registers()
+            raise DebugRegisterError(f"cannot set debug registers: {exc}") from None
+
+    def remove_watch(self, watch: Watch) -> None:
+        if self.debug_registers.remove(watch):
+            self._write_debug_registers()
+
+    def _write_debug_registers(self) -> None:
+        for thread in self.threads.values():
+            if not thread.running and not thread.awaiting_first_stop:
+                self._apply_debug_registers(thread)
+
+    def _apply_debug_registers(self, thread: Thread) -> None:
+        try:
+            self.debug_registers.apply(thread.tid)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+
     def _hw_hit(self, thread: Thread) -> bool:
-        return False
+        return self.debug_registers.active
 
     def _hardware_event(self, thread: Thread) -> StopEvent | None:
-        return None
+        slot = self.debug_registers.take_hit(thread.tid)
+        if slot is None:
+            return None
+        if slot.watch.kind == "exec":
+            return StopEvent(StopKind.HW_BREAKPOINT, thread.tid, signal.SIGTRAP)
+        kind = {"write": "watch", "read": "rwatch", "access": "awatch"}[slot.watch.kind]
+        return StopEvent(StopKind.WATCHPOINT, thread.tid, signal.SIGTRAP,
+                         watch_addr=slot.watch.addr, watch_type=kind)
+
+    def _set_resume_flag_if_needed(self, thread: Thread) -> None:
+        """An execution breakpoint at the PC would fire again at once: RF skips it one time."""
+        if self.debug_registers.active and self.debug_registers.exec_slot_at(thread.pc()):
+            gpr = bytearray(thread.gpr())
+            eflags = int.from_bytes(gpr[18 * 8:18 * 8 + 8], "little") | (1 << 16)
+            gpr[18 * 8:18 * 8 + 8] = eflags.to_bytes(8, "little")
+            thread.set_gpr(bytes(gpr))
 
     def _stopping_all(self) -> bool:
         return self._interrupt_requested or any(t.pending for t in self.threads.values())
@@ -273,6 +317,7 @@ class Inferior:
             thread.resume = action
             if thread.pending is not None or thread.awaiting_first_stop:
                 continue  # reported on the next wait, without running the thread
+            self._set_resume_flag_if_needed(thread)
             thread.invalidate()
             try:
                 if action.kind == "continue":
@@ -388,6 +433,9 @@ class Inferior:
         """Restore the program's bytes (and, when layered on, its debug registers)."""
         if self.exit_event is None:
             self.breakpoints.remove_all()
+            if self.debug_registers.active:
+                self.debug_registers.clear()
+                self._write_debug_registers()
         for hook in self.release_hooks:
             hook()
 

@@ -59,8 +59,14 @@ def _wait(pid: int) -> int:
 
 
 def launch(program: str, args: list[str], env: dict[str, str] | None = None,
-           cwd: str | None = None) -> Started:
+           cwd: str | None = None, protocol_on_stdio: bool = False) -> Started:
+    """Start `program`; with `protocol_on_stdio` its stdin is /dev/null and its stdout goes to
+    our stderr, because our stdin/stdout carry the protocol."""
     path = resolve_program(program)
+    file_actions = []
+    if protocol_on_stdio:
+        file_actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                        (os.POSIX_SPAWN_DUP2, 2, 1)]
     argv = ["/bin/sh", "-c", _SHIM, path, *args]
     environ = dict(os.environ if env is None else env)
     old_cwd = None
@@ -68,7 +74,7 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
         old_cwd = os.getcwd()
         os.chdir(cwd)
     try:
-        pid = os.posix_spawn("/bin/sh", argv, environ)
+        pid = os.posix_spawn("/bin/sh", argv, environ, file_actions=file_actions)
     finally:
         if old_cwd is not None:
             os.chdir(old_cwd)
