@@ -843,7 +843,9 @@ def _parse_vfile_pread(rest: bytes) -> Command:
 @register(b"vFile:pwrite:")
 def _parse_vfile_pwrite(rest: bytes) -> Command:
     fd, offset, data = _fields(rest, 3, "vFile:pwrite")
-    return VFilePwrite(parse_hex(fd, "file descriptor"), parse_hex(offset, "offset"), _unescape(data))
+    return VFilePwrite(
+        parse_hex(fd, "file descriptor"), parse_hex(offset, "offset"), _unescape(data)
+    )
 
 
 @register(b"vFile:close:")
