@@ -19,7 +19,8 @@ def _configure_logging(debug: bool, remote_debug: bool, debug_file: str | None) 
     root = logging.getLogger("gdbstub")
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO if remote_debug else logging.WARNING)
-    logging.getLogger("gdbstub.packets").setLevel(logging.DEBUG if remote_debug else logging.WARNING)
+    # Both flags log every packet, as the --debug of a stub is mostly read for the packets.
+    logging.getLogger("gdbstub.packets").setLevel(logging.DEBUG if (debug or remote_debug) else logging.WARNING)
 
 
 def _fail(message: str) -> int:

@@ -207,10 +207,17 @@ class HostFiles:
     def _path(self, path: str, follow_last: bool = True) -> str:
         if self._root is None:
             return path
-        cwd = "/"
-        if not path.startswith("/"):
-            cwd = os.readlink(f"/proc/{self.fs_pid}/cwd")
+        cwd = "/" if path.startswith("/") else self._cwd_in_root()
         return resolve_in_root(self._root, path, cwd=cwd, follow_last=follow_last)
+
+    def _cwd_in_root(self) -> str:
+        # Both links read as paths in *our* view; the working directory inside the process's
+        # root is what follows the root's own path.
+        root = os.readlink(f"/proc/{self.fs_pid}/root").rstrip("/")
+        cwd = os.readlink(f"/proc/{self.fs_pid}/cwd")
+        if cwd == root or cwd.startswith(root + "/"):
+            return cwd[len(root) :] or "/"
+        return "/"  # a working directory outside its root: anchor relative paths at the root
 
     def setfs(self, pid: int) -> Reply:
         """Resolve later paths in process `pid`'s filesystem view (0: the server's own)."""

@@ -63,6 +63,7 @@ class Session:
         self._last_reply: bytes = b""
         self._queue_send, self._queue_receive = trio.open_memory_channel[object](1000)
         self.detached = False
+        self.client_gone = False
         self.killed = False
         self.stop_requested_exit = False
         self.xfer_cache: dict[tuple[str, str], bytes] = {}
@@ -108,6 +109,11 @@ class Session:
                     await self._on_event(event)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
+        self.client_gone = True
+        inferior = self.server.inferior
+        if inferior is not None and inferior.is_running():
+            # The command loop is waiting for a stop that nobody will read: end the session now.
+            scope.cancel()
         self._queue_send.close()
 
     async def _on_event(self, event) -> None:

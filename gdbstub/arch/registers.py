@@ -19,7 +19,8 @@ Regset = Literal["gpr", "fp"]
 
 # How stored bytes become a register value:
 #   plain  the value is the stored bytes (slot size == register size);
-#   zext   little-endian integer stored in a slot of another width: truncated or zero-extended;
+#   zext   little-endian integer stored in a slot of another width: zero-extended when read
+#          from a narrower slot, only its own bytes written into a wider one;
 #   fop    the eleven-bit x87 opcode in a 16-bit slot (a write keeps the slot's upper bits);
 #   ftag   the full x87 tag word, computed from FXSAVE's abridged tag byte and the registers.
 Codec = Literal["plain", "zext", "fop", "ftag"]
@@ -104,8 +105,12 @@ class Register:
         before = bytes(area[self.offset : end])
         if self.codec == "plain":
             area[self.offset : end] = value
+        elif self.codec == "zext" and self.slot > self.size:
+            # A 32-bit register in a 64-bit slot: the kernel keeps the upper half zero, and
+            # like gdbserver we write only the value's own bytes.
+            area[self.offset : self.offset + self.size] = value
         elif self.codec == "zext":
-            area[self.offset : end] = value.ljust(self.slot, b"\0")[: self.slot]
+            area[self.offset : end] = value[: self.slot]
         elif self.codec == "fop":
             (old,) = struct.unpack_from("<H", area, self.offset)
             new = (int.from_bytes(value, "little") & 0x7FF) | (old & 0xF800)
@@ -163,6 +168,12 @@ class RegisterTable:
         """One register's value, little-endian, bitsize/8 bytes. KeyError if unknown."""
         reg = self._lookup(regnum)
         return reg.decode(self._read_set(regs, reg.regset))
+
+    def read_registers(self, regs: RegisterSets, regnums: list[int] | tuple[int, ...]) -> list[bytes]:
+        """Several registers' values, reading each register set once (e.g. the expedited ones)."""
+        wanted = [self._lookup(n) for n in regnums]
+        areas = {name: self._read_set(regs, name) for name in {r.regset for r in wanted}}
+        return [r.decode(areas[r.regset]) for r in wanted]
 
     def write_register(self, regs: RegisterSets, regnum: int, value: bytes) -> None:
         """Set one register. KeyError if unknown, ValueError if `value` has the wrong size."""
