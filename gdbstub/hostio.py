@@ -73,7 +73,8 @@ _ERRNO_TO_GDB = {
 GDB_EINVAL = _ERRNO_TO_GDB[_errno.EINVAL]
 GDB_EBADF = _ERRNO_TO_GDB[_errno.EBADF]
 
-GDB_STAT_FORMAT = ">7I3Q3I"  # dev ino mode nlink uid gid rdev | size blksize blocks | atime mtime ctime
+# dev ino mode nlink uid gid rdev (u32) | size blksize blocks (u64) | atime mtime ctime (u32)
+GDB_STAT_FORMAT = ">7I3Q3I"
 GDB_STAT_SIZE = struct.calcsize(GDB_STAT_FORMAT)  # 64
 
 _MAX_SYMLINKS = 40  # as the kernel's path walk

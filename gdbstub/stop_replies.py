@@ -45,7 +45,8 @@ def stop_reply(session, event: StopEvent) -> bytes:
     if event.tid in inferior.threads:
         regs = inferior.registers(event.tid)
         table = session.table
-        for regnum in table.expedite:
-            pairs.append((b"%02x" % regnum, replies.hex_encode(table.read_register(regs, regnum))))
+        values = table.read_registers(regs, table.expedite)
+        for regnum, value in zip(table.expedite, values):
+            pairs.append((b"%02x" % regnum, value.hex().encode()))
     pairs.append((b"thread", session.format_thread(event.tid)))
     return replies.stop_reply(signals.to_gdb(signo), pairs)

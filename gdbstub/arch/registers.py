@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from gdbstub.arch import fxsave
@@ -82,7 +83,7 @@ class Register:
         """The register's value (little-endian, `size` bytes) from its (normalized) set."""
         end = self.offset + self.slot
         if len(area) < end:
-            raise ValueError(f"{self.regset} register set too short for {self.name}: {len(area)} bytes")
+            raise ValueError(f"{self.regset} set of {len(area)} bytes has no room for {self.name}")
         if self.codec == "plain":
             return bytes(area[self.offset : end])
         if self.codec == "zext":
@@ -101,7 +102,7 @@ class Register:
             raise ValueError(f"{self.name} takes {self.size} bytes, got {len(value)}")
         end = self.offset + self.slot
         if len(area) < end:
-            raise ValueError(f"{self.regset} register set too short for {self.name}: {len(area)} bytes")
+            raise ValueError(f"{self.regset} set of {len(area)} bytes has no room for {self.name}")
         before = bytes(area[self.offset : end])
         if self.codec == "plain":
             area[self.offset : end] = value
@@ -169,7 +170,7 @@ class RegisterTable:
         reg = self._lookup(regnum)
         return reg.decode(self._read_set(regs, reg.regset))
 
-    def read_registers(self, regs: RegisterSets, regnums: list[int] | tuple[int, ...]) -> list[bytes]:
+    def read_registers(self, regs: RegisterSets, regnums: Sequence[int]) -> list[bytes]:
         """Several registers' values, reading each register set once (e.g. the expedited ones)."""
         wanted = [self._lookup(n) for n in regnums]
         areas = {name: self._read_set(regs, name) for name in {r.regset for r in wanted}}

@@ -48,7 +48,7 @@ def _flags(type_id: str, size: int, fields: list[tuple[str, int]]) -> list[str]:
 
 
 def _vec128() -> list[str]:
-    lines = [f'<vector id="{vid}" type="{elem}" count="{count}"/>' for vid, elem, count, _ in VEC128_LANES]
+    lines = [f'<vector id="{v}" type="{elem}" count="{n}"/>' for v, elem, n, _ in VEC128_LANES]
     lines.append('<union id="vec128">')
     lines += [f'  <field name="{field}" type="{vid}"/>' for vid, _, _, field in VEC128_LANES]
     lines.append('  <field name="uint128" type="uint128"/>')
@@ -62,7 +62,9 @@ FEATURE_TYPES = {
 }
 
 
-def render(table: RegisterTable, architecture: str = "i386:x86-64", *, lldb_attributes: bool = False) -> str:
+def render(
+    table: RegisterTable, architecture: str = "i386:x86-64", *, lldb_attributes: bool = False
+) -> str:
     """The target description for `table` as an XML document string."""
     out = [
         '<?xml version="1.0"?>',

@@ -70,20 +70,25 @@ def _registers(has_avx: bool) -> list[Register]:
         ))  # fmt: skip
 
     for name, dwarf, generic in _GENERAL:
-        add(name, 64, _POINTER_TYPES.get(name, "int64"), CORE, "gpr", _gpr(name), dwarf=dwarf, generic=generic)
+        type_ = _POINTER_TYPES.get(name, "int64")
+        add(name, 64, type_, CORE, "gpr", _gpr(name), dwarf=dwarf, generic=generic)
     add("rip", 64, "code_ptr", CORE, "gpr", _gpr("rip"), dwarf=16, generic="pc")
     add("eflags", 32, "i386_eflags", CORE, "gpr", _gpr("eflags"), dwarf=49, generic="flags",
         codec="zext", slot_size=8)  # fmt: skip
     for name in ("cs", "ss", "ds", "es", "fs", "gs"):
-        add(name, 32, "int32", CORE, "gpr", _gpr(name), dwarf=_SEGMENT_DWARF[name], codec="zext", slot_size=8)
+        add(name, 32, "int32", CORE, "gpr", _gpr(name), dwarf=_SEGMENT_DWARF[name],
+            codec="zext", slot_size=8)  # fmt: skip
     for i in range(8):
-        add(f"st{i}", 80, "i387_ext", CORE, "fp", fxsave.ST_SPACE + 16 * i, dwarf=33 + i, xstate=fxsave.X87)
+        offset = fxsave.ST_SPACE + 16 * i
+        add(f"st{i}", 80, "i387_ext", CORE, "fp", offset, dwarf=33 + i, xstate=fxsave.X87)
     for name, offset, slot, codec, dwarf in _X87_CONTROL:
-        add(name, 32, "int", CORE, "fp", offset, group="float", dwarf=dwarf, codec=codec, slot_size=slot,
-            xstate=fxsave.X87)  # fmt: skip
+        add(name, 32, "int", CORE, "fp", offset, group="float", dwarf=dwarf,
+            codec=codec, slot_size=slot, xstate=fxsave.X87)  # fmt: skip
     for i in range(16):
-        add(f"xmm{i}", 128, "vec128", SSE, "fp", fxsave.XMM_SPACE + 16 * i, dwarf=17 + i, xstate=fxsave.SSE)
-    add("mxcsr", 32, "i386_mxcsr", SSE, "fp", fxsave.MXCSR, group="vector", dwarf=MXCSR_DWARF, xstate=fxsave.SSE)
+        offset = fxsave.XMM_SPACE + 16 * i
+        add(f"xmm{i}", 128, "vec128", SSE, "fp", offset, dwarf=17 + i, xstate=fxsave.SSE)
+    add("mxcsr", 32, "i386_mxcsr", SSE, "fp", fxsave.MXCSR, group="vector", dwarf=MXCSR_DWARF,
+        xstate=fxsave.SSE)  # fmt: skip
     add("orig_rax", 64, "int", LINUX, "gpr", _gpr("orig_rax"))
     add("fs_base", 64, "int", SEGMENTS, "gpr", _gpr("fs_base"), dwarf=FS_BASE_DWARF)
     add("gs_base", 64, "int", SEGMENTS, "gpr", _gpr("gs_base"), dwarf=GS_BASE_DWARF)
@@ -91,7 +96,8 @@ def _registers(has_avx: bool) -> list[Register]:
         for i in range(16):
             # The upper halves have no DWARF number of their own (DWARF's 17-32 name the
             # whole xmm/ymm register).
-            add(f"ymm{i}h", 128, "uint128", AVX, "fp", fxsave.YMMH_SPACE + 16 * i, xstate=fxsave.AVX)
+            offset = fxsave.YMMH_SPACE + 16 * i
+            add(f"ymm{i}h", 128, "uint128", AVX, "fp", offset, xstate=fxsave.AVX)
     return regs
 
 
