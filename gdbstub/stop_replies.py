@@ -23,10 +23,16 @@ def stop_reply(session, event: StopEvent) -> bytes:
     if event.kind == StopKind.TERMINATED:
         return replies.terminated(signals.to_gdb(event.signal), pid if state.multiprocess else None)
 
+    if event.kind == StopKind.NO_RESUMED:
+        return b"N"
+    if event.kind == StopKind.THREAD_EXITED:
+        return b"w%02x;" % (event.exit_code & 0xFF) + session.format_thread(event.tid)
+
     if event.kind == StopKind.INTERRUPTED:
         signo = signal.SIGINT
     elif event.kind in (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT,
-                        StopKind.HW_BREAKPOINT, StopKind.TRAP, StopKind.INITIAL):
+                        StopKind.HW_BREAKPOINT, StopKind.TRAP, StopKind.INITIAL,
+                        StopKind.THREAD_CREATED):
         signo = signal.SIGTRAP
     else:
         signo = event.signal
@@ -38,6 +44,8 @@ def stop_reply(session, event: StopEvent) -> bytes:
             # An old client that does not know swbreak steps the PC back itself.
             thread = inferior.thread(event.tid)
             thread.set_pc(thread.pc() + 1)
+    elif event.kind == StopKind.THREAD_CREATED:
+        pairs.append((b"create", b""))
     elif event.kind == StopKind.HW_BREAKPOINT and state.hwbreak:
         pairs.append((b"hwbreak", b""))
     elif event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:

@@ -7,6 +7,7 @@ from packets import replies
 
 from .. import signals
 from ..stop_replies import stop_reply
+from ..target import procfs
 from .registry import Feature, add_feature, handles, supported_features
 
 PACKET_SIZE = 0x20000
@@ -159,6 +160,26 @@ def non_stop(session, cmd: cmds.NonStop) -> bytes:
     if cmd.enable:
         return replies.error(0x01, "non-stop mode is not supported", session.state.error_strings)
     return replies.OK
+
+
+@handles(cmds.ThreadEvents, features=("QThreadEvents+", "no-resumed+"))
+def thread_events(session, cmd: cmds.ThreadEvents) -> bytes:
+    session.state.thread_events = cmd.enable
+    if session.server.inferior is not None:
+        session.server.inferior.report_thread_events = cmd.enable
+    return replies.OK
+
+
+@handles(cmds.ThreadExtraInfo)
+def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
+    inferior = session.require_inferior()
+    tid = cmd.thread.tid
+    if tid not in inferior.threads:
+        return replies.error(0x01, "no such thread", session.state.error_strings)
+    name, core = procfs.thread_name(inferior.pid, tid), procfs.thread_core(inferior.pid, tid)
+    state = "running" if inferior.threads[tid].running else "stopped"
+    text = f"Name: {name}, State: {state}" + (f", Core: {core}" if core is not None else "")
+    return replies.hex_encode(text.encode())
 
 
 @handles(cmds.Kill)

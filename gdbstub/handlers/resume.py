@@ -26,10 +26,11 @@ def _linux_signal(session, gdb_signo: int | None) -> int:
 async def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> bytes:
     inferior = session.require_inferior()
     inferior.resume(actions, default)
-    event = await inferior.wait_for_stop(prefer)
+    event = await inferior.wait_for_stop(
+        prefer, report_no_resumed=session.state.features.get("no-resumed") is True)
     if event.is_exit:
         session.server.on_exit(event)
-    else:
+    elif event.tid in inferior.threads:
         session.state.general_thread = event.tid
     return stop_reply(session, event)
 

@@ -14,7 +14,7 @@ from xml.sax.saxutils import quoteattr
 from packets import commands as cmds
 from packets import replies
 
-from ..target import TargetError
+from ..target import TargetError, procfs
 from .registry import add_feature, handles
 
 XferBuilder = Callable[..., bytes]
@@ -79,7 +79,7 @@ def threads(session, annex: str) -> bytes:
     lines = ["<threads>"]
     if inferior is not None and inferior.alive:
         for tid in inferior.thread_ids():
-            name, core = _thread_name_and_core(inferior.pid, tid)
+            name, core = procfs.thread_name(inferior.pid, tid), procfs.thread_core(inferior.pid, tid)
             attrs = f'id="{session.format_thread(tid).decode()}"'
             if core is not None:
                 attrs += f' core="{core}"'
@@ -88,19 +88,6 @@ def threads(session, annex: str) -> bytes:
             lines.append(f"<thread {attrs}/>")
     lines.append("</threads>")
     return ("\n".join(lines) + "\n").encode()
-
-
-def _thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
-    name = core = None
-    try:
-        with open(f"/proc/{pid}/task/{tid}/comm", "rb") as f:
-            name = f.read().rstrip(b"\n").decode(errors="replace")
-        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-            stat = f.read()
-        core = int(stat[stat.rfind(b")") + 2:].split()[36])
-    except (OSError, IndexError, ValueError):
-        pass
-    return name, core
 
 
 # -- the svr4 shared-library list, read from the dynamic linker's r_debug --------------------

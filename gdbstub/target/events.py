@@ -18,6 +18,9 @@ class StopKind(enum.Enum):
     INTERRUPTED = "interrupted"  # the client asked us to stop the program (0x03)
     INITIAL = "initial"          # the stop right after launch or attach
     TRAP = "trap"                # a SIGTRAP with no breakpoint of ours behind it (int3 in the program)
+    THREAD_CREATED = "thread-created"  # a new thread's first stop (only when asked for)
+    THREAD_EXITED = "thread-exited"    # a thread (not the whole process) exited (only when asked for)
+    NO_RESUMED = "no-resumed"          # nothing is left running that could ever stop
     EXITED = "exited"            # the process exited normally (exit_code)
     TERMINATED = "terminated"    # the process was killed by a signal (signal)
 

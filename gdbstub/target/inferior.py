@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import trio
 
+from . import procfs
 from . import ptrace_calls as pt
 from .breakpoints import SoftwareBreakpoints
 from .debugregs import DebugRegisterError, DebugRegisters, Watch
@@ -50,6 +51,10 @@ class Inferior:
         self._orphans: dict[int, list[int]] = {}
         self._changed = trio.Event()
         self._interrupt_requested = False
+        # Report thread creation and exit as stops (the client's QThreadEvents).
+        self.report_thread_events = False
+        # Events that belong to no live thread (a thread's exit) waiting to be reported.
+        self._process_events: list[StopEvent] = []
         # Hooks for thread-level features layered on top (debug registers on new threads).
         self.debug_registers = DebugRegisters()
         self.on_new_thread: list = [self._apply_debug_registers]
@@ -127,6 +132,9 @@ class Inferior:
             del self.threads[tid]
             if tid == self.pid:
                 self._process_ended(status)
+            elif self.report_thread_events:
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+                self._process_events.append(StopEvent(StopKind.THREAD_EXITED, tid, exit_code=code))
             return
         if not os.WIFSTOPPED(status):
             return
@@ -180,6 +188,9 @@ class Inferior:
             thread.awaiting_first_stop = False
             for hook in self.on_new_thread:
                 hook(thread)
+            if self.report_thread_events:
+                thread.pending = StopEvent(StopKind.THREAD_CREATED, thread.tid, signal.SIGTRAP)
+                return
             if self._stopping_all():
                 return
             self._resume_quietly(thread, resume=Resume("continue"))
@@ -277,7 +288,8 @@ class Inferior:
             thread.set_gpr(bytes(gpr))
 
     def _stopping_all(self) -> bool:
-        return self._interrupt_requested or any(t.pending for t in self.threads.values())
+        return (self._interrupt_requested or bool(self._process_events)
+                or any(t.pending for t in self.threads.values()))
 
     def _resume_quietly(self, thread: Thread, sig: int = 0, resume: Resume | None = None) -> None:
         """Let a thread go on after an event the client need not hear about."""
@@ -340,13 +352,13 @@ class Inferior:
                 except pt.PtraceError:
                     thread.pending = None
 
-    async def wait_for_stop(self, prefer: Iterable[int] = ()) -> StopEvent:
+    async def wait_for_stop(self, prefer: Iterable[int] = (), report_no_resumed: bool = False) -> StopEvent:
         """Wait until some thread has something to report, stop all threads, and report it."""
         while True:
             if self.exit_event is not None:
                 self.exit_reported = True
                 return self.exit_event
-            if self._interrupt_requested or any(t.pending for t in self.threads.values()):
+            if self._stopping_all():
                 await self.stop_all()
                 if self.exit_event is not None:
                     continue
@@ -354,6 +366,8 @@ class Inferior:
                 self._interrupt_requested = False
                 self.last_event = event
                 return event
+            if report_no_resumed and not self.is_running():
+                return StopEvent(StopKind.NO_RESUMED, self.pid)
             await self._changed.wait()
 
     def _pick_event(self, prefer: list[int]) -> StopEvent:
@@ -370,6 +384,8 @@ class Inferior:
             event = chosen.pending
             chosen.pending = None
             return event
+        if self._process_events:
+            return self._process_events.pop(0)
         tid = prefer[0] if prefer and prefer[0] in self.threads else min(self.threads)
         return StopEvent(StopKind.INTERRUPTED, tid, signal.SIGINT)
 
@@ -392,7 +408,7 @@ class Inferior:
     def _reap_zombie_threads(self) -> None:
         """A thread that exited but cannot be reaped yet (the zombie leader) never stops."""
         for thread in list(self.threads.values()):
-            if thread.running and _task_state(self.pid, thread.tid) in ("Z", "X", None):
+            if thread.running and procfs.task_state(self.pid, thread.tid) in ("Z", "X", None):
                 thread.running = False
                 if thread.tid != self.pid:
                     del self.threads[thread.tid]
@@ -438,12 +454,3 @@ class Inferior:
                 self._write_debug_registers()
         for hook in self.release_hooks:
             hook()
-
-
-def _task_state(pid: int, tid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2:][:1].decode()

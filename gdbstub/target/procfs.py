@@ -1,0 +1,44 @@
+"""Facts about a process and its threads read from /proc: names, cores, states, task lists."""
+
+from __future__ import annotations
+
+import os
+
+
+def _stat_fields(pid: int, tid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: fields start after the last ')'.
+    return data[data.rfind(b")") + 2:].split()
+
+
+def thread_name(pid: int, tid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n").decode(errors="replace")
+    except OSError:
+        return None
+
+
+def thread_core(pid: int, tid: int) -> int | None:
+    fields = _stat_fields(pid, tid)
+    try:
+        return int(fields[36]) if fields else None
+    except (IndexError, ValueError):
+        return None
+
+
+def task_state(pid: int, tid: int) -> str | None:
+    """The one-letter state ('R', 'S', 't', 'Z'...) or None if the task is gone."""
+    fields = _stat_fields(pid, tid)
+    return fields[0].decode() if fields else None
+
+
+def task_ids(pid: int) -> list[int]:
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return []
