@@ -18,9 +18,10 @@ import sys
 import trio
 
 from .arch import cpu_has_avx, x86_64_table
+from .launch_settings import LaunchSettings
 from .options import Options
 from .session import Session
-from .target import Inferior, StopEvent, StopKind, Tracer, attach, launch
+from .target import Inferior, LaunchError, StopEvent, StopKind, Tracer, attach, launch
 from .transport import Comm, describe_peer, open_listener, stdio_stream
 
 log = logging.getLogger("gdbstub")
@@ -55,6 +56,7 @@ class Server:
         self.program_signals: frozenset[int] | None = None
         self.exit_requested = False
         self._exit_said = False
+        self.launch_settings = LaunchSettings(disable_randomization=options.disable_randomization)
 
     # -- the process -----------------------------------------------------------------
     def start_process(self) -> None:
@@ -71,6 +73,31 @@ class Server:
             self.inferior = Inferior(started, launched=True, use_xstate=self.use_xstate)
             say(f"Process {opts.program} created; pid = {started.pid}")
         self.tracer.add(self.inferior)
+
+    def replace_process(self, argv: list[str] | None, pid: int | None, settings) -> Inferior:
+        """Start (argv) or attach to (pid) a new process once the old one is gone (vRun, A, vAttach)."""
+        if self.inferior is not None and self.inferior.alive:
+            raise LaunchError("a process is already being debugged; kill or detach it first")
+        if self.inferior is not None:
+            self.tracer.remove(self.inferior)
+        if pid is not None:
+            started = attach(pid)
+            inferior = Inferior(started, launched=False, use_xstate=self.use_xstate)
+            inferior.last_event = StopEvent(StopKind.SIGNAL, started.pid, signal.SIGSTOP)
+            say(f"Attached; pid = {started.pid}")
+        else:
+            if settings.disable_randomization:
+                _disable_randomization()
+            env = settings.environment()
+            started = launch(argv[0], argv[1:], env=env, cwd=settings.working_dir,
+                             protocol_on_stdio=self.comm.kind == "stdio", stdio_paths=settings.stdio)
+            inferior = Inferior(started, launched=True, use_xstate=self.use_xstate)
+            say(f"Process {argv[0]} created; pid = {started.pid}")
+        inferior.pass_signals = self.pass_signals
+        self.inferior = inferior
+        self._exit_said = False
+        self.tracer.add(inferior)
+        return inferior
 
     def on_exit(self, event: StopEvent) -> None:
         if self._exit_said:

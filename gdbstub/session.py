@@ -16,6 +16,8 @@ from packets import commands as cmds
 from packets import framing, replies
 
 from . import handlers  # noqa: F401  (registers every handler)
+from . import profiles
+from .profiles import ClientProfile
 from .handlers.registry import HANDLERS
 from .target import Inferior, TargetError, Tracer
 
@@ -23,15 +25,6 @@ log = logging.getLogger("gdbstub.session")
 packet_log = logging.getLogger("gdbstub.packets")
 
 PACKET_SIZE = 0x20000
-
-
-@dataclass
-class ClientProfile:
-    """Per-client choices kept in one place instead of scattered `if lldb` checks."""
-
-    name: str = "gdb"
-    # Report software-breakpoint stops with the PC at the breakpoint (else at the byte after).
-    rewind_breakpoints: bool = True
 
 
 @dataclass
@@ -46,6 +39,10 @@ class ProtocolState:
     general_thread: int = 0   # 0: the thread of the last stop
     continue_thread: int = -1
     supported_seen: bool = False
+    no_ack_came_first: bool = False
+    thread_suffix: bool = False
+    extended: bool = False
+    threads_in_stop_reply: bool = False
 
 
 class ConnectionClosed(Exception):
@@ -57,7 +54,7 @@ class Session:
         self.stream = stream
         self.server = server
         self.state = ProtocolState()
-        self.profile = ClientProfile()
+        self.profile: ClientProfile = profiles.GDB
         self._decoder = framing.Decoder(max_packet_size=PACKET_SIZE)
         self._send_lock = trio.Lock()
         self._last_reply: bytes = b""
@@ -190,7 +187,7 @@ class Session:
         return cmds.ThreadId(pid, tid)
 
     def format_thread(self, tid: int) -> bytes:
-        return self.thread_id(tid).format(self.state.multiprocess)
+        return self.thread_id(tid).format(self.state.multiprocess and self.profile.multiprocess_ids)
 
     def resolve_thread(self, thread: cmds.ThreadId | None) -> int:
         """The tid a register or memory command is about."""

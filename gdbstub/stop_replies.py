@@ -2,46 +2,68 @@
 
 gdb wants GDB signal numbers, `thread:`, `swbreak:`/`hwbreak:`/`watch:` when negotiated, and the
 registers it reads at every stop (rbp, rsp, rip) expedited so that a stop costs one round trip.
+lldb wants native signal numbers, the thread's name, every general register, `threads:` and
+`thread-pcs:` when it asked for them, `jstopinfo:` when several threads exist, and a `reason:`.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 
 from packets import replies
 
-from . import signals
-from .target import StopEvent, StopKind
+from .target import StopEvent, StopKind, procfs
+
+_TRAP_KINDS = (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT, StopKind.HW_BREAKPOINT,
+               StopKind.TRAP, StopKind.THREAD_CREATED)
+_LLDB_REASONS = {
+    StopKind.BREAKPOINT: "breakpoint",
+    StopKind.HW_BREAKPOINT: "breakpoint",
+    StopKind.STEP: "trace",
+    StopKind.WATCHPOINT: "watchpoint",
+}
+GPR_COUNT = 24
+
+
+def event_signal(session, event: StopEvent) -> int:
+    """The Linux signal a stop is reported with, for this client."""
+    if event.kind == StopKind.INTERRUPTED:
+        return session.profile.interrupt_signal
+    if event.kind == StopKind.INITIAL:
+        return session.profile.initial_signal
+    if event.kind in _TRAP_KINDS:
+        return signal.SIGTRAP
+    return event.signal
 
 
 def stop_reply(session, event: StopEvent) -> bytes:
     state = session.state
+    profile = session.profile
     inferior = session.server.inferior
-    pid = inferior.pid if inferior is not None else None
+    pid = inferior.pid if (inferior is not None and state.multiprocess and profile.multiprocess_ids) else None
     if event.kind == StopKind.EXITED:
-        return replies.exited(event.exit_code & 0xFF, pid if state.multiprocess else None)
+        return replies.exited(event.exit_code & 0xFF, pid)
     if event.kind == StopKind.TERMINATED:
-        return replies.terminated(signals.to_gdb(event.signal), pid if state.multiprocess else None)
-
+        return replies.terminated(profile.signal_to_client(event.signal), pid)
     if event.kind == StopKind.NO_RESUMED:
         return b"N"
     if event.kind == StopKind.THREAD_EXITED:
         return b"w%02x;" % (event.exit_code & 0xFF) + session.format_thread(event.tid)
+    if profile.lldb_stop_replies:
+        return _lldb_stop_reply(session, event)
+    return _gdb_stop_reply(session, event)
 
-    if event.kind == StopKind.INTERRUPTED:
-        signo = signal.SIGINT
-    elif event.kind in (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT,
-                        StopKind.HW_BREAKPOINT, StopKind.TRAP, StopKind.INITIAL,
-                        StopKind.THREAD_CREATED):
-        signo = signal.SIGTRAP
-    else:
-        signo = event.signal
+
+def _gdb_stop_reply(session, event: StopEvent) -> bytes:
+    state = session.state
+    inferior = session.server.inferior
     pairs: list[tuple[bytes, bytes]] = []
     if event.kind == StopKind.BREAKPOINT:
         if state.swbreak:
             pairs.append((b"swbreak", b""))
-        elif not session.profile.rewind_breakpoints:
-            # An old client that does not know swbreak steps the PC back itself.
+        else:
+            # A client that does not know swbreak steps the PC back over the int3 itself.
             thread = inferior.thread(event.tid)
             thread.set_pc(thread.pc() + 1)
     elif event.kind == StopKind.THREAD_CREATED:
@@ -51,10 +73,68 @@ def stop_reply(session, event: StopEvent) -> bytes:
     elif event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:
         pairs.append(((event.watch_type or "watch").encode(), b"%x" % event.watch_addr))
     if event.tid in inferior.threads:
-        regs = inferior.registers(event.tid)
         table = session.table
-        values = table.read_registers(regs, table.expedite)
+        values = table.read_registers(inferior.registers(event.tid), table.expedite)
         for regnum, value in zip(table.expedite, values):
             pairs.append((b"%02x" % regnum, value.hex().encode()))
     pairs.append((b"thread", session.format_thread(event.tid)))
-    return replies.stop_reply(signals.to_gdb(signo), pairs)
+    return replies.stop_reply(session.profile.signal_to_client(event_signal(session, event)), pairs)
+
+
+def _name_pair(name: str | None) -> tuple[bytes, bytes]:
+    text = name or ""
+    if text and all(c.isalnum() or c in "-_./ " for c in text):
+        return b"name", text.encode()
+    return b"hexname", text.encode().hex().encode()
+
+
+def lldb_reason(session, event: StopEvent) -> tuple[str, str | None]:
+    """lldb's reason word and, for watchpoints, its description ("addr index hit-addr")."""
+    reason = _LLDB_REASONS.get(event.kind, "signal")
+    description = None
+    if event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:
+        index = event.watch_slot if event.watch_slot is not None else 0
+        description = f"{event.watch_addr} {index} {(1 << 64) - 1}"
+    return reason, description
+
+
+def thread_stop_json(session, event: StopEvent | None, tid: int, with_registers: bool) -> dict:
+    inferior = session.server.inferior
+    info: dict = {"name": procfs.thread_name(inferior.pid, tid) or "", "tid": tid}
+    if event is not None and event.tid == tid:
+        reason, description = lldb_reason(session, event)
+        info["reason"] = reason
+        info["signal"] = session.profile.signal_to_client(event_signal(session, event))
+        if description is not None:
+            info["description"] = description
+    if with_registers:
+        table = session.table
+        values = table.read_registers(inferior.registers(tid), table.expedite)
+        info["registers"] = {str(n): v.hex() for n, v in zip(table.expedite, values)}
+    return info
+
+
+def _lldb_stop_reply(session, event: StopEvent) -> bytes:
+    inferior = session.server.inferior
+    tid = event.tid
+    pairs: list[tuple[bytes, bytes]] = [(b"thread", b"%x" % tid),
+                                        _name_pair(procfs.thread_name(inferior.pid, tid))]
+    if session.state.threads_in_stop_reply:
+        tids = inferior.thread_ids()
+        pairs.append((b"threads", b",".join(b"%x" % t for t in tids)))
+        if len(tids) > 1:
+            infos = [thread_stop_json(session, event, t, with_registers=False) for t in tids]
+            text = json.dumps(infos, separators=(",", ":"), sort_keys=True)
+            pairs.append((b"jstopinfo", text.encode().hex().encode()))
+        pairs.append((b"thread-pcs", b",".join(b"%016x" % inferior.thread(t).pc() for t in tids)))
+    if tid in inferior.threads:
+        table = session.table
+        regnums = list(range(GPR_COUNT))
+        values = table.read_registers(inferior.registers(tid), regnums)
+        for regnum, value in zip(regnums, values):
+            pairs.append((b"%02x" % regnum, value.hex().encode()))
+    reason, description = lldb_reason(session, event)
+    pairs.append((b"reason", reason.encode()))
+    if description is not None:
+        pairs.append((b"description", description.encode().hex().encode()))
+    return replies.stop_reply(session.profile.signal_to_client(event_signal(session, event)), pairs)

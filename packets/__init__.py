@@ -71,3 +71,4 @@ __all__ = [
     "vfile_result",
     "xfer_chunk",
 ]
+from . import launch_commands  # noqa: E402,F401  (registers lldb and launch-settings commands)

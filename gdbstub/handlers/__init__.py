@@ -1,3 +1,5 @@
 """Packet handlers, one module per packet family. Importing this package registers them all."""
 
-from . import breakpoints, general, hostio, memory, monitor, registers, resume, xfer  # noqa: F401
+from . import (  # noqa: F401
+    breakpoints, general, hostio, launching, lldb, memory, monitor, registers, resume, xfer,
+)

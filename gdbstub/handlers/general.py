@@ -5,7 +5,7 @@ from __future__ import annotations
 from packets import commands as cmds
 from packets import replies
 
-from .. import signals
+from .. import profiles
 from ..stop_replies import stop_reply
 from ..target import procfs
 from .registry import Feature, add_feature, handles, supported_features
@@ -13,9 +13,10 @@ from .registry import Feature, add_feature, handles, supported_features
 PACKET_SIZE = 0x20000
 
 add_feature("QStartNoAckMode+")
-add_feature(Feature("multiprocess+"))
+add_feature(Feature("multiprocess+", lambda s: s.profile.multiprocess_ids))
 add_feature(Feature("swbreak+"))
 add_feature(Feature("vContSupported+"))
+add_feature(Feature("native-signals+", lambda s: s.profile.native_signals))
 
 
 @handles(cmds.SupportedQuery)
@@ -23,11 +24,20 @@ def supported(session, cmd: cmds.SupportedQuery) -> bytes:
     state = session.state
     state.features = dict(cmd.features)
     state.supported_seen = True
+    session.profile = profiles.detect(cmd.features, state.no_ack_came_first)
+    _apply_default_pass_signals(session)
     state.multiprocess = cmd.features.get("multiprocess") is True
     state.swbreak = cmd.features.get("swbreak") is True
     state.hwbreak = cmd.features.get("hwbreak") is True
     names = [f"PacketSize={PACKET_SIZE:x}", *supported_features(session)]
     return ";".join(names).encode()
+
+
+def _apply_default_pass_signals(session) -> None:
+    server = session.server
+    server.pass_signals = session.profile.default_pass_signals
+    if server.inferior is not None:
+        server.inferior.pass_signals = server.pass_signals
 
 
 @handles(cmds.MustReplyEmpty)
@@ -38,6 +48,8 @@ def must_reply_empty(session, cmd) -> bytes:
 @handles(cmds.StartNoAckMode)
 async def start_no_ack(session, cmd) -> bytes | None:
     # The OK still travels under ack rules; acks stop after it.
+    if not session.state.supported_seen:
+        session.state.no_ack_came_first = True
     await session.send(replies.OK)
     session.state.no_ack = True
     return None
@@ -131,10 +143,10 @@ def symbol(session, cmd) -> bytes:
     return replies.OK
 
 
-def _linux_signals(gdb_numbers) -> frozenset[int]:
+def _linux_signals(session, numbers) -> frozenset[int]:
     out = set()
-    for number in gdb_numbers:
-        linux = signals.from_gdb(number)
+    for number in numbers:
+        linux = session.profile.signal_from_client(number)
         if linux is not None:
             out.add(linux)
     return frozenset(out)
@@ -142,7 +154,7 @@ def _linux_signals(gdb_numbers) -> frozenset[int]:
 
 @handles(cmds.PassSignals, features=("QPassSignals+",))
 def pass_signals(session, cmd: cmds.PassSignals) -> bytes:
-    session.server.pass_signals = _linux_signals(cmd.signals)
+    session.server.pass_signals = _linux_signals(session, cmd.signals)
     if session.server.inferior is not None:
         session.server.inferior.pass_signals = session.server.pass_signals
     return replies.OK
@@ -151,7 +163,7 @@ def pass_signals(session, cmd: cmds.PassSignals) -> bytes:
 @handles(cmds.ProgramSignals, features=("QProgramSignals+",))
 def program_signals(session, cmd: cmds.ProgramSignals) -> bytes:
     # Signals not in this list are not delivered to the program even if the client asks.
-    session.server.program_signals = _linux_signals(cmd.signals)
+    session.server.program_signals = _linux_signals(session, cmd.signals)
     return replies.OK
 
 
@@ -189,8 +201,10 @@ async def kill(session, cmd: cmds.Kill) -> bytes | None:
         await inferior.kill()
         session.server.on_killed()
     session.killed = True
-    if isinstance(cmd, cmds.Kill) and cmd.pid is not None:
-        return replies.OK  # vKill answers; plain k does not
+    if cmd.pid is not None:
+        return replies.OK  # vKill answers; plain k does not (except to lldb)
+    if session.profile.reply_to_kill and inferior is not None and inferior.exit_event is not None:
+        await session.send(stop_reply(session, inferior.exit_event))
     session.stop_requested_exit = True
     return None
 

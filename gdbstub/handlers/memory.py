@@ -6,7 +6,7 @@ from packets import commands as cmds
 from packets import replies
 from packets.framing import escape_binary
 
-from .registry import handles
+from .registry import Feature, handles
 
 MAX_READ = 0x20000
 
@@ -23,7 +23,7 @@ def read_memory(session, cmd: cmds.ReadMemory) -> bytes:
     return replies.hex_encode(data)
 
 
-@handles(cmds.ReadMemoryBinary, features=("binary-upload+",))
+@handles(cmds.ReadMemoryBinary, features=(Feature("binary-upload+", lambda s: s.profile.name == "gdb"),))
 def read_memory_binary(session, cmd: cmds.ReadMemoryBinary) -> bytes:
     inferior = session.require_inferior()
     if cmd.length == 0:
@@ -33,8 +33,7 @@ def read_memory_binary(session, cmd: cmds.ReadMemoryBinary) -> bytes:
     data = inferior.read_memory(cmd.addr, length)
     if not data:
         return replies.error(0x01, f"cannot read memory at {cmd.addr:#x}", session.state.error_strings)
-    prefix = b"b" if session.profile.name == "gdb" else b""
-    return prefix + escape_binary(data)
+    return session.profile.x_reply_prefix + escape_binary(data)
 
 
 @handles(cmds.WriteMemory)

@@ -5,18 +5,17 @@ from __future__ import annotations
 from packets import commands as cmds
 from packets import replies
 
-from .. import signals
 from ..stop_replies import stop_reply
 from ..target import Resume, TargetError
 from .registry import handles
 
 
-def _linux_signal(session, gdb_signo: int | None) -> int:
-    if not gdb_signo:
+def _linux_signal(session, number: int | None) -> int:
+    if not number:
         return 0
-    linux = signals.from_gdb(gdb_signo)
+    linux = session.profile.signal_from_client(number)
     if linux is None:
-        raise TargetError(f"signal {gdb_signo} has no Linux equivalent")
+        raise TargetError(f"signal {number} has no Linux equivalent")
     program = session.server.program_signals
     if program is not None and linux not in program:
         return 0

@@ -105,12 +105,17 @@ def libraries_svr4(session, annex: str) -> bytes:
     entries = _link_map_entries(inferior, r_debug)
     if not entries:
         return (header + "></library-list-svr4>").encode()
-    main_lm = entries[0][0]
-    body = [f'{header} main-lm="0x{main_lm:x}">']
+    # gdb 13 requires lmid and uses main-lm; lldb takes main-lm for the start of its own walk of
+    # the link map and then misses libraries loaded later, so it gets lldb-server's plain form.
+    gdb_form = session.profile.name == "gdb"
+    body = [f'{header} main-lm="0x{entries[0][0]:x}">' if gdb_form else f"{header}>"]
     for lm, name, l_addr, l_ld in entries[1:]:
-        if name:
-            body.append(f"<library name={quoteattr(name)} lm=\"0x{lm:x}\" l_addr=\"0x{l_addr:x}\" "
-                        f"l_ld=\"0x{l_ld:x}\" lmid=\"0x{r_debug:x}\"/>")
+        if not name:
+            continue
+        attrs = f'name={quoteattr(name)} lm="0x{lm:x}" l_addr="0x{l_addr:x}" l_ld="0x{l_ld:x}"'
+        if gdb_form:
+            attrs += f' lmid="0x{r_debug:x}"'
+        body.append(f"<library {attrs}/>")
     body.append("</library-list-svr4>")
     return "".join(body).encode()
 

@@ -118,14 +118,15 @@ class DebugRegisters:
             pt.poke_user(tid, _offset(i), slot.addr if slot is not None else 0)
         pt.poke_user(tid, _offset(DR7), self.dr7())
 
-    def take_hit(self, tid: int) -> Slot | None:
+    def take_hit(self, tid: int) -> tuple[int, Slot] | None:
         """Which slot fired in this thread (from DR6), clearing DR6 for the next time."""
         status = pt.peek_user(tid, _offset(DR6))
         if status & DR6_HIT_MASK:
             pt.poke_user(tid, _offset(DR6), 0)
         for i in range(SLOTS):
-            if status & (1 << i) and self.slots[i] is not None:
-                return self.slots[i]
+            slot = self.slots[i]
+            if status & (1 << i) and slot is not None:
+                return i, slot
         return None
 
     def exec_slot_at(self, pc: int) -> bool:

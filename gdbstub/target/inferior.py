@@ -270,14 +270,15 @@ class Inferior:
         return self.debug_registers.active
 
     def _hardware_event(self, thread: Thread) -> StopEvent | None:
-        slot = self.debug_registers.take_hit(thread.tid)
-        if slot is None:
+        hit = self.debug_registers.take_hit(thread.tid)
+        if hit is None:
             return None
+        index, slot = hit
         if slot.watch.kind == "exec":
             return StopEvent(StopKind.HW_BREAKPOINT, thread.tid, signal.SIGTRAP)
         kind = {"write": "watch", "read": "rwatch", "access": "awatch"}[slot.watch.kind]
         return StopEvent(StopKind.WATCHPOINT, thread.tid, signal.SIGTRAP,
-                         watch_addr=slot.watch.addr, watch_type=kind)
+                         watch_addr=slot.watch.addr, watch_type=kind, watch_slot=index)
 
     def _set_resume_flag_if_needed(self, thread: Thread) -> None:
         """An execution breakpoint at the PC would fire again at once: RF skips it one time."""

@@ -59,18 +59,26 @@ def _wait(pid: int) -> int:
 
 
 def launch(program: str, args: list[str], env: dict[str, str] | None = None,
-           cwd: str | None = None, protocol_on_stdio: bool = False) -> Started:
+           cwd: str | None = None, protocol_on_stdio: bool = False,
+           stdio_paths: dict[int, str] | None = None) -> Started:
     """Start `program`; with `protocol_on_stdio` its stdin is /dev/null and its stdout goes to
-    our stderr, because our stdin/stdout carry the protocol."""
+    our stderr, because our stdin/stdout carry the protocol. `stdio_paths` sends fds 0-2 to files."""
+    if cwd is not None and "/" not in program and os.path.exists(os.path.join(cwd, program)):
+        program = os.path.join(cwd, program)
     path = resolve_program(program)
-    file_actions = []
+    file_actions: list[tuple] = []
     if protocol_on_stdio:
         file_actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                         (os.POSIX_SPAWN_DUP2, 2, 1)]
+    for fd, target in sorted((stdio_paths or {}).items()):
+        flags = os.O_RDONLY if fd == 0 else os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        file_actions.append((os.POSIX_SPAWN_OPEN, fd, target, flags, 0o644))
     argv = ["/bin/sh", "-c", _SHIM, path, *args]
     environ = dict(os.environ if env is None else env)
     old_cwd = None
     if cwd is not None:
+        if not os.path.isdir(cwd):
+            raise LaunchError(f"{cwd}: No such directory")
         old_cwd = os.getcwd()
         os.chdir(cwd)
     try:

@@ -1,0 +1,126 @@
+"""Starting or attaching to a new process from the client (gdb's vRun and vAttach, lldb's A),
+and the settings packets that shape the next launch."""
+
+from __future__ import annotations
+
+from packets import commands as cmds
+from packets import launch_commands as lc
+from packets import replies
+
+from ..stop_replies import stop_reply
+from ..target import LaunchError
+from .registry import add_feature, handles
+
+add_feature("QEnvironmentHexEncoded+")
+add_feature("QEnvironmentReset+")
+add_feature("QEnvironmentUnset+")
+add_feature("QSetWorkingDir+")
+add_feature("QDisableRandomization+")
+add_feature("QStartupWithShell+")
+
+
+def _settings(session):
+    return session.server.launch_settings
+
+
+def _error(session, exc: Exception) -> bytes:
+    return replies.error(0x01, str(exc), session.state.error_strings)
+
+
+@handles(cmds.ExtendedMode)
+def extended_mode(session, cmd) -> bytes:
+    session.state.extended = True
+    return replies.OK
+
+
+@handles(lc.SetEnvironment)
+def set_environment(session, cmd: lc.SetEnvironment) -> bytes:
+    _settings(session).set_variable(cmd.entry)
+    return replies.OK
+
+
+@handles(lc.UnsetEnvironment)
+def unset_environment(session, cmd: lc.UnsetEnvironment) -> bytes:
+    _settings(session).unset_variable(cmd.name)
+    return replies.OK
+
+
+@handles(lc.ResetEnvironment)
+def reset_environment(session, cmd) -> bytes:
+    _settings(session).reset()
+    return replies.OK
+
+
+@handles(lc.SetWorkingDir)
+def set_working_dir(session, cmd: lc.SetWorkingDir) -> bytes:
+    _settings(session).working_dir = cmd.path.decode(errors="surrogateescape") or None
+    return replies.OK
+
+
+@handles(lc.SetStdio)
+def set_stdio(session, cmd: lc.SetStdio) -> bytes:
+    _settings(session).stdio[cmd.fd] = cmd.path.decode(errors="surrogateescape")
+    return replies.OK
+
+
+@handles(lc.SetDisableASLR, lc.DisableRandomization)
+def disable_randomization(session, cmd) -> bytes:
+    _settings(session).disable_randomization = cmd.disable
+    return replies.OK
+
+
+@handles(lc.StartupWithShell)
+def startup_with_shell(session, cmd) -> bytes:
+    # Programs start through a fixed shim that passes arguments verbatim; nothing to change.
+    return replies.OK
+
+
+def _start(session, argv: list[str] | None, pid: int | None):
+    inferior = session.server.replace_process(argv, pid, _settings(session))
+    session.xfer_cache.clear()
+    session.state.general_thread = 0
+    session.state.continue_thread = -1
+    return inferior
+
+
+@handles(lc.Run)
+def run(session, cmd: lc.Run) -> bytes:
+    argv = [a.decode(errors="surrogateescape") for a in cmd.args]
+    if not argv or not argv[0]:
+        if session.server.options.program is None:
+            return replies.error(0x01, "no program to run", session.state.error_strings)
+        argv = [session.server.options.program, *argv[1:]]
+    try:
+        inferior = _start(session, argv, None)
+    except LaunchError as exc:
+        return _error(session, exc)
+    return stop_reply(session, inferior.last_event)
+
+
+@handles(lc.Attach)
+def attach(session, cmd: lc.Attach) -> bytes:
+    try:
+        inferior = _start(session, None, cmd.pid)
+    except LaunchError as exc:
+        return _error(session, exc)
+    return stop_reply(session, inferior.last_event)
+
+
+@handles(lc.LaunchArguments)
+def launch_arguments(session, cmd: lc.LaunchArguments) -> bytes:
+    argv = [a.decode(errors="surrogateescape") for a in cmd.args]
+    try:
+        _start(session, argv, None)
+    except LaunchError as exc:
+        session.last_launch_error = str(exc)
+        return _error(session, exc)
+    session.last_launch_error = None
+    return replies.OK
+
+
+@handles(lc.LaunchSuccessQuery)
+def launch_success(session, cmd) -> bytes:
+    error = getattr(session, "last_launch_error", None)
+    if error:
+        return b"E" + error.encode(errors="replace")
+    return replies.OK

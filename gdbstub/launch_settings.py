@@ -1,0 +1,36 @@
+"""How the next program started by the client (gdb's vRun, lldb's A) is set up: environment,
+working directory, standard streams, address-space randomization."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LaunchSettings:
+    env_changes: dict[str, str | None] = field(default_factory=dict)
+    reset_environment: bool = False
+    working_dir: str | None = None
+    stdio: dict[int, str] = field(default_factory=dict)
+    disable_randomization: bool = True
+
+    def set_variable(self, entry: bytes) -> None:
+        name, _, value = entry.decode(errors="surrogateescape").partition("=")
+        self.env_changes[name] = value
+
+    def unset_variable(self, name: bytes) -> None:
+        self.env_changes[name.decode(errors="surrogateescape")] = None
+
+    def reset(self) -> None:
+        self.env_changes.clear()
+        self.reset_environment = True
+
+    def environment(self) -> dict[str, str]:
+        env = {} if self.reset_environment else dict(os.environ)
+        for name, value in self.env_changes.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
