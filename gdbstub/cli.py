@@ -61,9 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(opts, comm)
     try:
         return trio.run(server.serve)
-    except LaunchError as exc:
+    except (LaunchError, CommError) as exc:
         return _fail(str(exc))
-    except CommError as exc:
-        return _fail(str(exc))
+    except BaseExceptionGroup as group:
+        # The server's nursery wraps a start-up failure in a group: show the user its one line.
+        expected = group.subgroup(lambda e: isinstance(e, (LaunchError, CommError)))
+        if expected is None:
+            raise
+        return _fail(str(_first_leaf(expected)))
     except KeyboardInterrupt:
         return 1
+
+
+def _first_leaf(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
