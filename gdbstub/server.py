@@ -149,17 +149,21 @@ class Server:
     async def serve(self) -> int:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.tracer.run)
-            nursery.start_soon(self._watch_signals, nursery.cancel_scope)
+            # A signal ends the serving, not the tracer: releasing the process needs its events.
+            serving = trio.CancelScope()
+            nursery.start_soon(self._watch_signals, serving)
             try:
-                self.start_process()
-                if self.comm.kind == "stdio":
-                    say("Remote debugging using stdio")
-                    await self._serve_one(stdio_stream())
-                else:
-                    await self._serve_listener()
+                with serving:
+                    self.start_process()
+                    if self.comm.kind == "stdio":
+                        say("Remote debugging using stdio")
+                        await self._serve_one(stdio_stream())
+                    else:
+                        await self._serve_listener()
             finally:
                 with trio.CancelScope(shield=True):
-                    await self.release()
+                    with trio.move_on_after(15):
+                        await self.release()
                     if self.comm.kind == "unix":
                         try:
                             os.unlink(self.comm.path)

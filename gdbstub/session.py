@@ -128,6 +128,9 @@ class Session:
             packet_log.debug("<- bad checksum %r", event.payload[:200])
             if not self.state.no_ack:
                 await self._send_raw(b"-")
+            else:
+                # Without acks there is no resend: like gdbserver, act on the packet as it came.
+                await self._queue_send.send(framing.Packet(event.payload))
         elif isinstance(event, framing.Nak):
             if self._last_reply:
                 await self._send_raw(self._last_reply)

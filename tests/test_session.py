@@ -1,0 +1,535 @@
+"""The server and its sessions, driven with raw packets over TCP (no gdb in between).
+
+`gdbstub 127.0.0.1:0 PROG` runs as a subprocess; the tests frame packets with packets.framing,
+acknowledge like a client, and check replies against the kernel's view (/proc/PID/...), `nm`,
+the target description the server itself serves, and the program file's bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from packets import framing
+
+pytestmark = pytest.mark.timeout(60)
+
+GDBSTUB = [sys.executable, "-m", "gdbstub"]
+# What gdb 13 sends (see /work/shared/notes/captures): the server must cope with all of it.
+GDB_QSUPPORTED = (b"qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;fork-events+;"
+                  b"vfork-events+;exec-events+;vContSupported+;QThreadEvents+;no-resumed+;"
+                  b"memory-tagging+;xmlRegisters=i386")
+AT_ENTRY = 9
+
+
+# -- the server process ------------------------------------------------------------------------------
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen
+    port: int
+    pid: int            # the debugged program's pid
+    program: Path
+    log: Path
+
+    def connect(self) -> Client:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as gdb does
+        return Client(sock)
+
+    def wait_exit(self, timeout: float = 10) -> int | None:
+        """The server's exit status once it ends on its own, None if it is still up."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> int | None:
+        """End the server (SIGTERM if it is still up) and return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+
+def start_server(program: Path, args: list[str], log: Path, once: bool = True) -> RunningServer:
+    argv = [*GDBSTUB, *(["--once"] if once else []), "127.0.0.1:0", str(program), *args]
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                cwd=Path(__file__).resolve().parent.parent)
+    deadline = time.monotonic() + 20
+    while True:
+        text = log.read_text(errors="replace")
+        pid = re.search(r"created; pid = (\d+)", text)
+        port = re.search(r"Listening on port (\d+)", text)
+        if pid and port:
+            return RunningServer(proc, int(port.group(1)), int(pid.group(1)), program, log)
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"the server did not start:\n{text}")
+        time.sleep(0.02)
+
+
+# -- a minimal client ------------------------------------------------------------------------------
+
+class Client:
+    """Frames requests, checks the '+' the server owes for each, acknowledges its replies."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.decoder = framing.Decoder(max_packet_size=1 << 22, expand_rle=True)
+        self.events: deque[framing.Event] = deque()
+        self.no_ack = False
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def next_event(self, timeout: float = 10) -> framing.Event:
+        deadline = time.monotonic() + timeout
+        while not self.events:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no reply from the server")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(1 << 16)
+            except socket.timeout:
+                raise TimeoutError("no reply from the server") from None
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            self.events.extend(self.decoder.feed(data))
+        return self.events.popleft()
+
+    def expect_ack(self, timeout: float = 10) -> None:
+        event = self.next_event(timeout)
+        assert isinstance(event, framing.Ack), f"expected '+', got {event!r}"
+
+    def read_reply(self, timeout: float = 10) -> bytes:
+        event = self.next_event(timeout)
+        assert isinstance(event, framing.Packet), f"expected a packet, got {event!r}"
+        if not self.no_ack:
+            self.send_raw(b"+")
+        return event.payload
+
+    def send(self, payload: bytes) -> None:
+        self.send_raw(framing.frame(payload))
+        if not self.no_ack:
+            self.expect_ack()
+
+    def request(self, payload: bytes, timeout: float = 10) -> bytes:
+        self.send(payload)
+        return self.read_reply(timeout)
+
+    def nothing_pending(self, wait: float) -> bool:
+        """True if the server sends nothing within `wait` seconds."""
+        try:
+            event = self.next_event(wait)
+        except TimeoutError:
+            return True
+        self.events.appendleft(event)
+        return False
+
+    def xfer(self, obj: str, annex: str, chunk: int = 0x3FF) -> bytes:
+        """Read a whole qXfer object, chunk by chunk."""
+        out = b""
+        while True:
+            reply = self.request(b"qXfer:%s:read:%s:%x,%x" % (obj.encode(), annex.encode(), len(out), chunk))
+            assert reply[:1] in (b"m", b"l"), f"qXfer:{obj}:{annex} at {len(out):#x} -> {reply[:80]!r}"
+            out += framing.unescape_binary(reply[1:])
+            if reply[:1] == b"l":
+                return out
+
+
+def hexs(data: bytes) -> bytes:
+    return data.hex().encode()
+
+
+def vfile(client: Client, request: bytes) -> tuple[int, int | None, bytes]:
+    """Send a vFile request; returns (result, errno or None, binary attachment)."""
+    reply = client.request(request)
+    assert reply.startswith(b"F"), reply[:80]
+    head, sep, attachment = reply[1:].partition(b";")
+    result, _, errno_text = head.partition(b",")
+    value = -int(result[1:], 16) if result.startswith(b"-") else int(result, 16)
+    return value, (int(errno_text, 16) if errno_text else None), framing.unescape_binary(attachment)
+
+
+def auxv_of(pid: int) -> dict[int, int]:
+    with open(f"/proc/{pid}/auxv", "rb") as f:
+        data = f.read()
+    return dict(struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]))
+
+
+def nm_address(program: Path, symbol: str) -> int:
+    listing = subprocess.run(["nm", str(program)], capture_output=True, text=True, check=True).stdout
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == symbol:
+            return int(parts[0], 16)
+    raise AssertionError(f"{symbol} not in {program}")
+
+
+def load_base(pid: int, program: Path) -> int:
+    real = os.path.realpath(program)
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] == real and int(parts[2], 16) == 0:
+                return int(parts[0].split("-")[0], 16)
+    raise AssertionError(f"{real} not mapped in {pid}")
+
+
+def registers_from_xml(document: bytes, fetch) -> list[ET.Element]:
+    """The <reg> elements of a target description, following xi:include through `fetch`."""
+    root = ET.fromstring(document)
+    regs: list[ET.Element] = []
+    for element in root.iter():
+        if element.tag == "reg":
+            regs.append(element)
+        elif element.tag.endswith("include"):
+            regs += registers_from_xml(fetch(element.get("href")), fetch)
+    return regs
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def static_server(programs, tmp_path_factory):
+    """One server on the static program, stopped at its entry point; each test connects anew
+    (without --once the server waits for the next client after a disconnect)."""
+    log = tmp_path_factory.mktemp("session") / "server.log"
+    server = start_server(programs.simple_static, [], log, once=False)
+    yield server
+    # 'k' kills the program; with the process gone the server has nothing left to serve.
+    client = server.connect()
+    try:
+        client.send(b"k")
+    finally:
+        client.close()
+    status = server.wait_exit()
+    server.stop()
+    assert status == 0, log.read_text()
+    assert _state(server.pid) is None
+
+
+@pytest.fixture
+def client(static_server):
+    c = static_server.connect()
+    yield c
+    c.close()
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2:][:1].decode()
+
+
+# -- negotiation ------------------------------------------------------------------------------------
+
+# Features that announce a property rather than a packet to probe.
+PROPERTY_FEATURES = {"multiprocess", "swbreak", "hwbreak", "fork-events", "vfork-events",
+                     "exec-events", "no-resumed", "qRelocInsn"}
+# How to check that an advertised packet really has a handler: a request a handler must answer.
+PACKET_PROBES = {
+    "QPassSignals": b"QPassSignals:",
+    "QProgramSignals": b"QProgramSignals:",
+    "vContSupported": b"vCont?",
+    "QThreadEvents": b"QThreadEvents:0",
+    "QNonStop": b"QNonStop:0",
+    "QDisableRandomization": b"QDisableRandomization:1",
+    "QStartupWithShell": b"QStartupWithShell:0",
+    "QEnvironmentReset": b"QEnvironmentReset",
+    "QEnvironmentHexEncoded": b"QEnvironmentHexEncoded:" + hexs(b"GDBSTUB_TEST=1"),
+    "QEnvironmentUnset": b"QEnvironmentUnset:" + hexs(b"GDBSTUB_TEST"),
+    "QSetWorkingDir": b"QSetWorkingDir:",
+    "QCatchSyscalls": b"QCatchSyscalls:0",
+    "qXfer:siginfo:write": b"qXfer:siginfo:write::0:",
+}
+
+
+def test_qsupported_advertises_only_what_it_answers(client, static_server):
+    reply = client.request(GDB_QSUPPORTED)
+    features = reply.decode().split(";")
+    values = dict(f.split("=", 1) for f in features if "=" in f)
+    assert int(values["PacketSize"], 16) >= 0x20000
+    advertised = [f[:-1] for f in features if f.endswith("+")]
+    assert len(advertised) == len(set(advertised)), "a feature is advertised twice"
+    unprobed = []
+    for name in advertised:
+        if name in PROPERTY_FEATURES or name == "QStartNoAckMode":  # no-ack: its own test
+            continue
+        xfer = re.fullmatch(r"qXfer:([^:]+):read", name)
+        if xfer:
+            annex = "target.xml" if xfer.group(1) == "features" else ""
+            answer = client.request(b"qXfer:%s:read:%s:0,40" % (xfer.group(1).encode(), annex.encode()))
+            assert answer[:1] in (b"m", b"l"), f"{name} advertised, but a read answers {answer[:60]!r}"
+            continue
+        if name == "binary-upload":
+            entry = auxv_of(static_server.pid)[AT_ENTRY]
+            answer = client.request(b"x%x,4" % entry)
+            raw = _raw(static_server.pid, entry, 4)
+            assert answer and not answer.startswith(b"E"), answer
+            assert framing.unescape_binary(answer)[-4:] == raw
+            continue
+        probe = PACKET_PROBES.get(name)
+        if probe is None:
+            unprobed.append(name)
+            continue
+        answer = client.request(probe)
+        assert answer != b"", f"{name} is advertised but {probe!r} gets the empty (unsupported) reply"
+    assert not unprobed, f"advertised features this test cannot check (add a probe): {unprobed}"
+
+
+def _raw(pid: int, addr: int, length: int) -> bytes:
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+    try:
+        return os.pread(fd, length, addr)
+    finally:
+        os.close(fd)
+
+
+def test_must_reply_empty_and_unknown_packets_get_the_empty_reply(client):
+    assert client.request(b"vMustReplyEmpty") == b""
+    assert client.request(b"qNoSuchQuery") == b""
+    assert client.request(b"vNoSuchPacket;1") == b""
+    assert client.request(b"?").startswith(b"T")
+
+
+def test_no_ack_mode_stops_acknowledgements(client):
+    assert client.request(b"QStartNoAckMode") == b"OK"
+    client.no_ack = True
+    client.send(b"?")
+    event = client.next_event()
+    assert isinstance(event, framing.Packet), f"an ack after QStartNoAckMode: {event!r}"
+    assert event.payload.startswith(b"T05")
+
+
+def test_no_ack_mode_answers_a_packet_with_a_bad_checksum(client):
+    assert client.request(b"QStartNoAckMode") == b"OK"
+    client.no_ack = True
+    client.send_raw(b"$qC#00")
+    assert client.read_reply(timeout=2).startswith(b"QC")
+
+
+# -- stop state and registers -----------------------------------------------------------------------
+
+def test_stop_reason_reply_format(client, static_server):
+    client.request(GDB_QSUPPORTED)  # multiprocess+: thread ids are p<pid>.<tid>
+    reply = client.request(b"?")
+    pid = static_server.pid
+    match = re.fullmatch(rb"T05((?:[0-9a-f]{2}:[0-9a-f]+;)*)thread:p([0-9a-f]+)\.([0-9a-f]+);", reply)
+    assert match, reply
+    assert int(match.group(2), 16) == pid and int(match.group(3), 16) == pid
+    expedited = dict(pair.split(b":") for pair in match.group(1).split(b";") if pair)
+    regs = _registers(client)
+    rip = next(r for r in regs if r.get("name") == "rip")
+    value = expedited[b"%02x" % int(rip.get("regnum"))]
+    assert len(value) == int(rip.get("bitsize")) // 4
+    # The static program is stopped at its exec: the PC is the kernel's AT_ENTRY.
+    assert int.from_bytes(bytes.fromhex(value.decode()), "little") == auxv_of(pid)[AT_ENTRY]
+
+
+def _registers(client: Client) -> list[ET.Element]:
+    regs = registers_from_xml(client.xfer("features", "target.xml"),
+                              lambda href: client.xfer("features", href))
+    # Registers without an explicit regnum follow the previous one.
+    number = 0
+    for reg in regs:
+        number = int(reg.get("regnum", number))
+        reg.set("regnum", str(number))
+        number += 1
+    return regs
+
+
+def test_g_packet_matches_the_served_target_description(client, static_server):
+    regs = _registers(client)
+    reply = client.request(b"g")
+    assert re.fullmatch(rb"[0-9a-fx]+", reply), reply[:80]
+    assert len(reply) == 2 * sum(int(r.get("bitsize")) // 8 for r in regs)
+    # rip's slot in the image (registers in number order) holds the entry point.
+    offset = 0
+    for reg in sorted(regs, key=lambda r: int(r.get("regnum"))):
+        size = int(reg.get("bitsize")) // 8
+        if reg.get("name") == "rip":
+            value = bytes.fromhex(reply[2 * offset:2 * (offset + size)].decode())
+            assert int.from_bytes(value, "little") == auxv_of(static_server.pid)[AT_ENTRY]
+            break
+        offset += size
+    else:
+        raise AssertionError("no rip in the target description")
+
+
+# -- framing errors and malformed packets -----------------------------------------------------------
+
+def test_bad_checksum_is_nacked_and_a_resend_works(client):
+    client.send_raw(b"$?#00")
+    event = client.next_event()
+    assert isinstance(event, framing.Nak), event
+    assert client.nothing_pending(0.3)  # no reply to a packet that was not received
+    assert client.request(b"?").startswith(b"T05")
+
+
+def test_server_resends_its_reply_on_nak(client):
+    reply = client.request(b"qC")
+    client.send_raw(b"-")
+    event = client.next_event()
+    assert isinstance(event, framing.Packet) and event.payload == reply
+
+
+@pytest.mark.parametrize("packet", [b"mzz,4", b"m1000", b"m1000,", b"m,4", b"M1000,2:zz"])
+def test_malformed_memory_packet_gets_an_error_and_the_session_goes_on(client, packet):
+    reply = client.request(packet)
+    assert re.fullmatch(rb"E[0-9a-fA-F]{2}(;.*)?", reply), reply
+    assert client.request(b"?").startswith(b"T05")
+
+
+def test_overlong_packet_gets_an_error_and_the_session_goes_on(client, static_server):
+    entry = auxv_of(static_server.pid)[AT_ENTRY]
+    big = b"M%x,10001:" % entry + b"00" * 0x10001
+    assert len(big) > 0x20000
+    reply = client.request(big)
+    assert reply.startswith(b"E"), reply[:80]
+    # Nothing of it was written.
+    assert client.request(b"m%x,4" % entry) == hexs(_raw(static_server.pid, entry, 4))
+    assert client.request(b"?").startswith(b"T05")
+
+
+# -- qXfer objects ----------------------------------------------------------------------------------
+
+def test_xfer_auxv_is_the_process_auxv(client, static_server):
+    with open(f"/proc/{static_server.pid}/auxv", "rb") as f:
+        expected = f.read()
+    assert client.xfer("auxv", "", chunk=0x40) == expected
+
+
+def test_xfer_exec_file_is_the_program_path(client, static_server):
+    expected = os.path.realpath(static_server.program).encode()
+    assert client.xfer("exec-file", "%x" % static_server.pid) == expected
+    assert client.xfer("exec-file", "") == expected
+
+
+# -- host I/O ---------------------------------------------------------------------------------------
+
+def test_vfile_reads_the_program(client, static_server):
+    path = os.path.realpath(static_server.program)
+    expected = Path(path).read_bytes()
+    assert vfile(client, b"vFile:setfs:0")[0] == 0
+    fd, err, _ = vfile(client, b"vFile:open:%s,0,0" % hexs(path.encode()))
+    assert fd >= 0 and err is None
+    data = b""
+    while True:
+        n, err, chunk = vfile(client, b"vFile:pread:%x,%x,%x" % (fd, 0x3000, len(data)))
+        assert err is None and n == len(chunk)
+        if n == 0:
+            break
+        data += chunk
+    assert data == expected
+    size, err, st = vfile(client, b"vFile:fstat:%x" % fd)
+    assert err is None and size == len(st) == 64
+    # gdb's struct stat: big-endian; st_size follows seven 32-bit fields.
+    assert struct.unpack_from(">Q", st, 28)[0] == os.stat(path).st_size
+    assert vfile(client, b"vFile:close:%x" % fd)[:2] == (0, None)
+    assert vfile(client, b"vFile:pread:%x,10,0" % fd)[:2] == (-1, 9)  # EBADF once closed
+    missing = vfile(client, b"vFile:open:%s,0,0" % hexs(path.encode() + b".missing"))
+    assert missing[:2] == (-1, 2)  # ENOENT
+
+
+# -- sessions that run the program ------------------------------------------------------------------
+
+def test_xfer_threads_lists_exactly_the_process_tasks(programs, tmp_path):
+    server = start_server(programs.threads, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        pid = server.pid
+        # add_share runs in the worker threads: stop when the first of them gets there.
+        addr = load_base(pid, programs.threads) + nm_address(programs.threads, "add_share")
+        assert client.request(b"Z0,%x,1" % addr) == b"OK"
+        stop = client.request(b"vCont;c", timeout=20)
+        assert stop.startswith(b"T05") and b"swbreak:" in stop, stop
+        tasks = {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+        assert len(tasks) > 1
+        document = client.xfer("threads", "")
+        ids = [t.get("id") for t in ET.fromstring(document).iter("thread")]
+        assert all(i.startswith(f"p{pid:x}.") for i in ids), ids
+        assert sorted(int(i.split(".")[1], 16) for i in ids) == sorted(tasks)
+        # qfThreadInfo/qsThreadInfo tell the same story.
+        listed: list[int] = []
+        reply = client.request(b"qfThreadInfo")
+        while reply != b"l":
+            assert reply.startswith(b"m"), reply
+            listed += [int(t.split(b".")[1], 16) for t in reply[1:].split(b",")]
+            reply = client.request(b"qsThreadInfo")
+        assert sorted(listed) == sorted(tasks)
+        # The stopping thread is one of the workers and sits at the breakpoint.
+        tid = int(re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", stop).group(1), 16)
+        assert tid in tasks and tid != pid
+        client.send(b"k")
+    finally:
+        client.close()
+        status = server.wait_exit()
+        server.stop()
+    assert status == 0, server.log.read_text()
+    assert _state(server.pid) is None  # killed and reaped
+
+
+def test_interrupt_byte_stops_a_running_program(programs, tmp_path):
+    server = start_server(programs.spin, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.send(b"vCont;c")
+        assert client.nothing_pending(0.5)  # it spins: no stop reply
+        assert _state(server.pid) == "R"
+        start = time.monotonic()
+        client.send_raw(b"\x03")
+        reply = client.read_reply(timeout=5)
+        assert time.monotonic() - start < 2
+        expected = rb"T02(?:[0-9a-f]{2}:[0-9a-f]+;)*thread:p%x\.%x;" % (server.pid, server.pid)
+        assert re.fullmatch(expected, reply), reply
+        assert _state(server.pid) == "t"
+        # The session goes on: registers and memory are readable at the stop.
+        assert re.fullmatch(rb"[0-9a-f]+", client.request(b"g"))
+    finally:
+        client.close()
+        status = server.wait_exit()
+        server.stop()
+    # --once: the server ends with the connection and takes the program with it.
+    assert status == 0, server.log.read_text()
+    assert _state(server.pid) is None
+
+
+def test_sigterm_ends_the_server_promptly_and_kills_the_program(programs, tmp_path):
+    server = start_server(programs.spin, [], tmp_path / "server.log")
+    start = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    status = server.wait_exit(timeout=3)
+    if status is None:
+        server.proc.kill()  # the tracee dies with it (PTRACE_O_EXITKILL)
+        server.proc.wait()
+    assert status == 0, f"the server was still running {time.monotonic() - start:.1f} s after SIGTERM"
+    assert _state(server.pid) in (None, "Z")  # killed (init reaps it once the server is gone)

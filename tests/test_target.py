@@ -1,0 +1,728 @@
+"""The process controller (gdbstub.target) on real programs under real ptrace.
+
+Every expected value comes from outside the code under test: `nm` and `objdump` for addresses
+and instruction boundaries, /proc/PID/{status,maps,mem,task} for the kernel's view, and the
+programs' own output and exit codes for what really happened inside them.
+
+The Tracer reaps any child of this process (waitpid(-1)), so every helper process (nm, objdump,
+gcc, the attach victim's launcher) runs in a synchronous fixture, before a tracer exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+
+from gdbstub.arch import cpu_has_avx, x86_64_table
+from gdbstub.target import Inferior, Resume, StopEvent, StopKind, Tracer, attach, launch
+
+pytestmark = pytest.mark.timeout(60)
+
+PROGRAMS_DIR = Path(__file__).resolve().parent / "programs"
+USE_XSTATE = cpu_has_avx()
+TABLE = x86_64_table(USE_XSTATE)
+
+
+# -- ground truth from the binaries ------------------------------------------------------------
+
+@dataclass
+class Binary:
+    """What `nm` and `objdump` say about one executable."""
+
+    path: Path
+    pie: bool
+    symbols: dict[str, tuple[int, int]]      # name -> (link-time value, size)
+    code: dict[str, list[tuple[int, str]]]   # function -> [(link-time address, instruction text)]
+
+    @classmethod
+    def load(cls, path: Path) -> Binary:
+        with open(path, "rb") as f:
+            header = f.read(18)
+        pie = struct.unpack_from("<H", header, 16)[0] == 3  # ET_DYN
+        nm = subprocess.run(["nm", "-S", "--defined-only", str(path)],
+                            capture_output=True, text=True, check=True).stdout
+        symbols: dict[str, tuple[int, int]] = {}
+        for line in nm.splitlines():
+            parts = line.split()
+            if len(parts) == 4:
+                symbols.setdefault(parts[3], (int(parts[0], 16), int(parts[1], 16)))
+            elif len(parts) == 3:
+                symbols.setdefault(parts[2], (int(parts[0], 16), 0))
+        dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)],
+                              capture_output=True, text=True, check=True).stdout
+        code: dict[str, list[tuple[int, str]]] = {}
+        current: list[tuple[int, str]] | None = None
+        for line in dump.splitlines():
+            head = re.match(r"^([0-9a-f]+) <(.+)>:$", line)
+            if head:
+                current = code.setdefault(head.group(2), [])
+                continue
+            insn = re.match(r"^\s+([0-9a-f]+):\t(.*)$", line)
+            if insn and current is not None:
+                current.append((int(insn.group(1), 16), insn.group(2).strip()))
+        return cls(Path(path), pie, symbols, code)
+
+    def base(self, pid: int) -> int:
+        """The load bias: the start of the file's offset-0 mapping for a PIE, else 0."""
+        if not self.pie:
+            return 0
+        real = os.path.realpath(self.path)
+        starts = [m.start for m in proc_maps(pid) if m.path == real and m.offset == 0]
+        assert starts, f"{real} is not mapped in {pid}"
+        return min(starts)
+
+    def address(self, pid: int, name: str) -> int:
+        return self.base(pid) + self.symbols[name][0]
+
+    def span(self, pid: int, name: str) -> tuple[int, int]:
+        start = self.address(pid, name)
+        return start, start + self.symbols[name][1]
+
+    def instructions(self, pid: int, function: str) -> list[int]:
+        base = self.base(pid)
+        return [base + addr for addr, _ in self.code[function]]
+
+    def return_address(self, pid: int, caller: str, callee: str) -> int:
+        """The address of the instruction after `call <callee>` inside `caller`."""
+        insns = self.code[caller]
+        for i, (_, text) in enumerate(insns):
+            if text.startswith("call") and text.endswith(f"<{callee}>"):
+                return self.base(pid) + insns[i + 1][0]
+        raise AssertionError(f"no call to {callee} in {caller}")
+
+
+@dataclass
+class Mapping:
+    start: int
+    end: int
+    perms: str
+    offset: int
+    path: str
+
+
+def proc_maps(pid: int) -> list[Mapping]:
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            path = parts[5].strip() if len(parts) > 5 else ""
+            out.append(Mapping(start, end, parts[1], int(parts[2], 16), path))
+    return out
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def raw_read(pid: int, addr: int, length: int) -> bytes:
+    """Read the process's memory ourselves, past any breakpoint shadowing."""
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+    try:
+        return os.pread(fd, length, addr)
+    finally:
+        os.close(fd)
+
+
+def raw_u64(pid: int, addr: int) -> int:
+    return int.from_bytes(raw_read(pid, addr, 8), "little")
+
+
+async def wait_gone(pid: int, timeout: float = 10) -> bool:
+    """Wait (letting the tracer reap) until /proc/PID is gone."""
+    with trio.move_on_after(timeout):
+        while os.path.exists(f"/proc/{pid}"):
+            await trio.sleep(0.02)
+        return True
+    return False
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_core_dumps():
+    """Crash tests kill programs with core-dumping signals: keep core files out of the tree."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+
+
+@pytest.fixture(scope="session")
+def extra(tmp_path_factory) -> dict[str, Path]:
+    """tests/programs/target_*.c, built with gcc -g -O0 (PIE, the distribution default)."""
+    out = tmp_path_factory.mktemp("target_programs")
+    built = {}
+    for source in sorted(PROGRAMS_DIR.glob("target_*.c")):
+        exe = out / source.stem
+        subprocess.run(["gcc", "-g", "-O0", "-fno-omit-frame-pointer", "-o", str(exe), str(source)],
+                       check=True)
+        built[source.stem] = exe
+    return built
+
+
+@pytest.fixture(scope="session")
+def bins(programs, extra) -> dict[str, Binary]:
+    paths = {"simple": programs.simple, "simple_static": programs.simple_static,
+             "spin": programs.spin, "crash": programs.crash, "signals": programs.signals,
+             "threads": programs.threads}
+    paths.update(extra)
+    return {name: Binary.load(path) for name, path in paths.items()}
+
+
+# -- running programs under the controller --------------------------------------------------------
+
+def launch_with_stdout(program: Path, args: Iterable[str], stdout: Path | None):
+    """launch(), with the program's standard output sent to a file (it inherits fd 1)."""
+    if stdout is None:
+        return launch(str(program), list(args))
+    saved = os.dup(1)
+    fd = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.dup2(fd, 1)
+        return launch(str(program), list(args))
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(fd)
+
+
+@asynccontextmanager
+async def debugged(program: Path, args: Iterable[str] = (), stdout: Path | None = None
+                   ) -> AsyncIterator[Inferior]:
+    """A launched program stopped at its exec, with a tracer running; killed afterwards."""
+    tracer = Tracer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tracer.run)
+        started = launch_with_stdout(program, args, stdout)
+        inferior = Inferior(started, launched=True, use_xstate=USE_XSTATE)
+        tracer.add(inferior)
+        try:
+            yield inferior
+        finally:
+            with trio.CancelScope(shield=True):
+                if inferior.alive:
+                    await inferior.kill()
+                elif os.path.exists(f"/proc/{started.pid}"):
+                    # Detached but still running: it is still our child, the tracer reaps it.
+                    try:
+                        os.kill(started.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    await wait_gone(started.pid)
+            nursery.cancel_scope.cancel()
+
+
+async def run_until(inf: Inferior, resume: Resume | None = None) -> StopEvent:
+    inf.resume({}, resume or Resume("continue"))
+    with trio.fail_after(20):
+        return await inf.wait_for_stop()
+
+
+async def step_over_breakpoint(inf: Inferior, tid: int, addr: int) -> None:
+    """The gdb dance: remove, single-step, insert again."""
+    inf.breakpoints.remove(addr)
+    inf.resume({tid: Resume("step")}, None)
+    with trio.fail_after(10):
+        ev = await inf.wait_for_stop([tid])
+    assert ev.kind == StopKind.STEP, ev
+    inf.breakpoints.insert(addr)
+
+
+def reg(inf: Inferior, tid: int, name: str) -> bytes:
+    return TABLE.read_register(inf.registers(tid), TABLE.by_name(name).regnum)
+
+
+def reg_u64(inf: Inferior, tid: int, name: str) -> int:
+    return int.from_bytes(reg(inf, tid, name), "little")
+
+
+# -- launch and ending ------------------------------------------------------------------------------
+
+async def test_launch_stops_at_exec_as_our_traced_child(programs):
+    async with debugged(programs.simple) as inf:
+        pid = inf.pid
+        status = proc_status(pid)
+        assert int(status["TracerPid"]) == os.getpid()
+        assert status["State"].startswith("t")
+        assert int(status["PPid"]) == os.getpid()
+        # Stopped at the exec: the image is the program's, not the launcher shell's.
+        assert os.readlink(f"/proc/{pid}/exe") == os.path.realpath(programs.simple)
+        assert inf.thread_ids() == sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+        assert inf.last_event is not None and inf.last_event.kind == StopKind.INITIAL
+
+
+async def test_static_program_stops_at_its_entry_point(programs):
+    async with debugged(programs.simple_static) as inf:
+        with open(f"/proc/{inf.pid}/auxv", "rb") as f:
+            auxv = dict(struct.iter_unpack("<QQ", f.read()))
+        AT_ENTRY = 9
+        assert inf.thread(inf.pid).pc() == auxv[AT_ENTRY]
+
+
+async def test_continue_to_exit_reports_the_exit_code(programs, tmp_path):
+    out = tmp_path / "out"
+    async with debugged(programs.simple, ["7"], stdout=out) as inf:
+        ev = await run_until(inf)
+        assert ev.kind == StopKind.EXITED
+        assert ev.exit_code == 7
+        assert await wait_gone(inf.pid)
+    assert out.read_text() == "counter=15 buf=Hello origin=18,4\n"
+
+
+async def test_passed_fatal_signal_terminates(programs):
+    async with debugged(programs.crash, ["term"]) as inf:
+        inf.pass_signals = frozenset({signal.SIGTERM})
+        ev = await run_until(inf)
+        assert (ev.kind, ev.signal) == (StopKind.TERMINATED, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("how, signo", [("term", signal.SIGTERM), ("abort", signal.SIGABRT)])
+async def test_fatal_signal_stops_first_then_terminates(programs, how, signo):
+    async with debugged(programs.crash, [how]) as inf:
+        ev = await run_until(inf)
+        assert (ev.kind, ev.signal) == (StopKind.SIGNAL, signo)
+        assert int(proc_status(inf.pid)["TracerPid"]) == os.getpid()
+        ev = await run_until(inf, Resume("continue", signo))
+        assert (ev.kind, ev.signal) == (StopKind.TERMINATED, signo)
+        assert await wait_gone(inf.pid)
+
+
+async def test_segv_is_reported_then_fatal_when_delivered(programs, bins):
+    crash = bins["crash"]
+    async with debugged(programs.crash, ["segv"]) as inf:
+        ev = await run_until(inf)
+        assert (ev.kind, ev.signal) == (StopKind.SIGNAL, signal.SIGSEGV)
+        start, end = crash.span(inf.pid, "write_null")
+        fault_pc = inf.thread(ev.tid).pc()
+        assert start <= fault_pc < end
+        # Resuming without the signal runs the faulting store again.
+        ev = await run_until(inf)
+        assert (ev.kind, ev.signal) == (StopKind.SIGNAL, signal.SIGSEGV)
+        assert inf.thread(ev.tid).pc() == fault_pc
+        ev = await run_until(inf, Resume("continue", signal.SIGSEGV))
+        assert (ev.kind, ev.signal) == (StopKind.TERMINATED, signal.SIGSEGV)
+
+
+# -- breakpoints -------------------------------------------------------------------------------------
+
+async def test_breakpoint_hit_and_memory_shadowing(programs, bins):
+    simple = bins["simple"]
+    async with debugged(programs.simple) as inf:
+        pid = inf.pid
+        add = simple.address(pid, "add")
+        original = raw_read(pid, add, 16)
+        inf.breakpoints.insert(add)
+        raw = raw_read(pid, add, 16)
+        assert raw[0] == 0xCC and raw[1:] == original[1:]
+        assert inf.read_memory(add, 16) == original
+        assert inf.read_memory(add - 3, 8) == raw_read(pid, add - 3, 3) + original[:5]
+
+        ev = await run_until(inf)
+        assert ev.kind == StopKind.BREAKPOINT
+        assert inf.thread(ev.tid).pc() == add
+        assert reg_u64(inf, ev.tid, "rip") == add
+        inf.breakpoints.remove(add)
+        assert raw_read(pid, add, 16) == original
+
+
+async def test_hit_count_equals_the_number_of_calls(extra, bins, tmp_path):
+    calls = bins["target_calls"]
+    out = tmp_path / "out"
+    n = 4
+    async with debugged(extra["target_calls"], [str(n)], stdout=out) as inf:
+        hit = calls.address(inf.pid, "hit")
+        inf.breakpoints.insert(hit)
+        hits = 0
+        while True:
+            ev = await run_until(inf)
+            if ev.kind == StopKind.EXITED:
+                break
+            assert ev.kind == StopKind.BREAKPOINT, ev
+            assert inf.thread(ev.tid).pc() == hit
+            hits += 1
+            await step_over_breakpoint(inf, ev.tid, hit)
+        assert ev.exit_code == 0
+    assert out.read_text() == f"calls={n}\n"
+    assert hits == n
+
+
+# -- stepping ----------------------------------------------------------------------------------------
+
+async def _stop_at(inf: Inferior, addr: int) -> int:
+    """Run to a breakpoint at `addr`, remove it, and return the thread that hit it."""
+    inf.breakpoints.insert(addr)
+    ev = await run_until(inf)
+    assert ev.kind == StopKind.BREAKPOINT and inf.thread(ev.tid).pc() == addr, ev
+    inf.breakpoints.remove(addr)
+    return ev.tid
+
+
+async def test_single_step_moves_to_the_next_instruction(programs, bins):
+    simple = bins["simple"]
+    async with debugged(programs.simple) as inf:
+        insns = simple.instructions(inf.pid, "add")
+        tid = await _stop_at(inf, insns[0])
+        for expected in insns[1:4]:
+            inf.resume({tid: Resume("step")}, None)
+            ev = await inf.wait_for_stop([tid])
+            assert ev.kind == StopKind.STEP
+            assert inf.thread(tid).pc() == expected
+
+
+async def test_range_step_stops_at_the_first_pc_outside_the_range(programs, bins):
+    simple = bins["simple"]
+    async with debugged(programs.simple) as inf:
+        insns = simple.instructions(inf.pid, "add")
+        tid = await _stop_at(inf, insns[0])
+        # Straight-line code: the first PC outside [insns[0], insns[5]) is insns[5].
+        inf.resume({tid: Resume("range", 0, insns[0], insns[5])}, None)
+        ev = await inf.wait_for_stop([tid])
+        assert ev.kind == StopKind.STEP
+        assert inf.thread(tid).pc() == insns[5]
+        # The rest of add, up to and including its ret: the stop is back in bump, after the call.
+        start, end = simple.span(inf.pid, "add")
+        inf.resume({tid: Resume("range", 0, start, end)}, None)
+        ev = await inf.wait_for_stop([tid])
+        assert ev.kind == StopKind.STEP
+        assert inf.thread(tid).pc() == simple.return_address(inf.pid, "bump", "add")
+
+
+# -- registers ---------------------------------------------------------------------------------------
+
+async def test_read_general_and_floating_point_registers(extra, bins):
+    regs_bin = bins["target_regs"]
+    async with debugged(extra["target_regs"]) as inf:
+        pid = inf.pid
+        tid = await _stop_at(inf, regs_bin.address(pid, "answer"))
+        assert reg_u64(inf, tid, "rip") == regs_bin.address(pid, "answer")
+        rsp = reg_u64(inf, tid, "rsp")
+        stack = [m for m in proc_maps(pid) if m.path == "[stack]"]
+        assert stack and stack[0].start <= rsp < stack[0].end
+        # At a function's first instruction the return address is on top of the stack.
+        assert raw_u64(pid, rsp) == regs_bin.return_address(pid, "main", "answer")
+        # The whole image is the concatenation of the single registers.
+        image = TABLE.read_all(inf.registers(tid))
+        assert len(image) == TABLE.g_size
+        assert image[16 * 8:17 * 8] == reg(inf, tid, "rip")
+        # The x87 control word and MXCSR hold their ABI-defined initial values.
+        assert int.from_bytes(reg(inf, tid, "fctrl"), "little") == 0x37F
+        assert int.from_bytes(reg(inf, tid, "mxcsr"), "little") == 0x1F80
+
+        tid = await _stop_at(inf, regs_bin.address(pid, "show_double"))
+        # main passed 1.5 in xmm0.
+        assert reg(inf, tid, "xmm0")[:8] == struct.pack("<d", 1.5)
+
+
+async def test_writing_rax_changes_what_the_program_sees(extra, bins, tmp_path):
+    regs_bin = bins["target_regs"]
+    out = tmp_path / "out"
+    value = 0x123456789
+    async with debugged(extra["target_regs"], stdout=out) as inf:
+        tid = await _stop_at(inf, regs_bin.return_address(inf.pid, "main", "answer"))
+        assert reg_u64(inf, tid, "rax") == 7  # answer() returns 7
+        TABLE.write_register(inf.registers(tid), TABLE.by_name("rax").regnum, value.to_bytes(8, "little"))
+        assert reg_u64(inf, tid, "rax") == value
+        ev = await run_until(inf)
+        assert (ev.kind, ev.exit_code) == (StopKind.EXITED, 0)
+    assert out.read_text().splitlines()[0] == f"answer={value}"
+
+
+async def test_writing_xmm0_changes_what_the_program_sees(extra, bins, tmp_path):
+    regs_bin = bins["target_regs"]
+    out = tmp_path / "out"
+    async with debugged(extra["target_regs"], stdout=out) as inf:
+        tid = await _stop_at(inf, regs_bin.address(inf.pid, "show_double"))
+        new = struct.pack("<d", 6.25) + bytes(8)
+        TABLE.write_register(inf.registers(tid), TABLE.by_name("xmm0").regnum, new)
+        assert reg(inf, tid, "xmm0") == new
+        ev = await run_until(inf)
+        assert (ev.kind, ev.exit_code) == (StopKind.EXITED, 0)
+    assert out.read_text().splitlines() == ["answer=7", "double=6.2500"]
+
+
+# -- memory ------------------------------------------------------------------------------------------
+
+async def test_memory_write_then_read(programs, bins, tmp_path):
+    simple = bins["simple"]
+    out = tmp_path / "out"
+    async with debugged(programs.simple, stdout=out) as inf:
+        buf = simple.address(inf.pid, "buf")
+        assert raw_read(inf.pid, buf, 6) == b"hello\0"
+        assert inf.write_memory(buf, b"jolly") == 5
+        assert inf.read_memory(buf, 6) == b"jolly\0"
+        assert raw_read(inf.pid, buf, 6) == b"jolly\0"
+        ev = await run_until(inf)
+        assert ev.kind == StopKind.EXITED
+    assert out.read_text() == "counter=15 buf=Holly origin=18,4\n"  # main sets buf[0] = 'H'
+
+
+async def test_write_over_a_breakpoint_keeps_it_inserted(programs, bins):
+    simple = bins["simple"]
+    async with debugged(programs.simple) as inf:
+        add = simple.address(inf.pid, "add")
+        original = raw_read(inf.pid, add, 2)
+        inf.breakpoints.insert(add)
+        inf.write_memory(add, original)  # what a client restoring "its" bytes does
+        assert raw_read(inf.pid, add, 2) == b"\xcc" + original[1:]
+        assert inf.read_memory(add, 2) == original
+        ev = await run_until(inf)
+        assert ev.kind == StopKind.BREAKPOINT and inf.thread(ev.tid).pc() == add
+
+
+async def test_partial_read_at_the_end_of_a_mapping(programs):
+    async with debugged(programs.simple) as inf:
+        pid = inf.pid
+        maps = proc_maps(pid)
+        starts = {m.start for m in maps}
+        special = ("[vvar]", "[vsyscall]", "[vvar_vclock]")
+        ends = [m for m in maps if "r" in m.perms and m.end not in starts and m.path not in special]
+        assert ends, "no readable mapping followed by a hole"
+        for m in ends:
+            tail = raw_read(pid, m.end - 16, 16)
+            assert len(tail) == 16
+            assert inf.read_memory(m.end - 16, 64) == tail
+            assert inf.read_memory(m.end, 16) == b""
+
+
+# -- interrupting, detaching, killing ----------------------------------------------------------------
+
+async def test_interrupt_stops_a_spinning_program_quickly(programs, bins):
+    spin = bins["spin"]
+    async with debugged(programs.spin) as inf:
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.3)
+        ticks = spin.address(inf.pid, "ticks")
+        assert raw_u64(inf.pid, ticks) > 0  # it did run
+        start = time.monotonic()
+        inf.request_interrupt()
+        with trio.fail_after(2):
+            ev = await inf.wait_for_stop()
+        assert time.monotonic() - start < 2
+        assert ev.kind == StopKind.INTERRUPTED
+        assert proc_status(inf.pid)["State"].startswith("t")
+        before = raw_u64(inf.pid, ticks)
+        await trio.sleep(0.1)
+        assert raw_u64(inf.pid, ticks) == before  # really stopped
+        main, tick = spin.span(inf.pid, "main"), spin.span(inf.pid, "tick")
+        pc = inf.thread(ev.tid).pc()
+        assert main[0] <= pc < main[1] or tick[0] <= pc < tick[1]
+
+
+async def test_detach_removes_breakpoints_and_stops_tracing(programs, bins):
+    spin = bins["spin"]
+    async with debugged(programs.spin) as inf:
+        pid = inf.pid
+        tick, main = spin.address(pid, "tick"), spin.address(pid, "main")
+        originals = {a: raw_read(pid, a, 1) for a in (tick, main)}
+        for addr in originals:
+            inf.breakpoints.insert(addr)
+        assert all(raw_read(pid, a, 1) == b"\xcc" for a in originals)
+        await inf.detach()
+        status = proc_status(pid)
+        assert int(status["TracerPid"]) == 0
+        assert not status["State"].startswith("t")
+        for addr, byte in originals.items():
+            assert raw_read(pid, addr, 1) == byte
+        # It runs on: an int3 left behind would have killed it with SIGTRAP.
+        ticks = spin.address(pid, "ticks")
+        first = raw_u64(pid, ticks)
+        await trio.sleep(0.3)
+        assert raw_u64(pid, ticks) > first
+        assert os.path.exists(f"/proc/{pid}")
+
+
+async def test_detached_program_runs_to_completion(programs, bins, tmp_path):
+    simple = bins["simple"]
+    out, marker = tmp_path / "out", tmp_path / "marker"
+    async with debugged(programs.simple, ["0", str(marker)], stdout=out) as inf:
+        for name in ("add", "bump"):
+            inf.breakpoints.insert(simple.address(inf.pid, name))
+        tid = await _stop_at(inf, simple.address(inf.pid, "main"))
+        assert tid == inf.pid
+        await inf.detach()
+        assert await wait_gone(inf.pid)
+    assert marker.read_text() == "counter=15 buf=Hello\n"
+    assert out.read_text() == "counter=15 buf=Hello origin=18,4\n"
+
+
+async def test_kill_leaves_no_process_and_no_zombie(programs):
+    async with debugged(programs.spin) as inf:
+        pid = inf.pid
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.1)
+        inf.request_interrupt()
+        await inf.wait_for_stop()
+        with trio.fail_after(10):
+            await inf.kill()
+        assert not inf.alive
+        assert inf.exit_event.kind == StopKind.TERMINATED and inf.exit_event.signal == signal.SIGKILL
+        # Reaped by the tracer: not even a zombie is left.
+        assert not os.path.exists(f"/proc/{pid}")
+
+
+# -- attaching ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def victim(programs, bins):
+    """A running spin process that is not our child (double fork through setsid sh)."""
+    result = subprocess.run(
+        ["setsid", "sh", "-c", f"'{programs.spin}' </dev/null >/dev/null 2>&1 & echo $!"],
+        capture_output=True, text=True, check=True)
+    pid = int(result.stdout.strip())
+    deadline = time.monotonic() + 5
+    while True:
+        # Wait until it is the spin program and already counting in its loop.
+        if os.readlink(f"/proc/{pid}/exe") == os.path.realpath(programs.spin):
+            if raw_u64(pid, bins["spin"].address(pid, "ticks")) > 0:
+                break
+        assert time.monotonic() < deadline, "the victim did not start"
+        time.sleep(0.01)
+    yield pid
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+async def test_attach_stop_read_and_detach(victim, bins):
+    spin = bins["spin"]
+    pid = victim
+    assert int(proc_status(pid)["PPid"]) != os.getpid()
+    tracer = Tracer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tracer.run)
+        started = attach(pid)
+        inf = Inferior(started, launched=False, use_xstate=USE_XSTATE)
+        tracer.add(inf)
+        assert started.tids == sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+        status = proc_status(pid)
+        assert int(status["TracerPid"]) == os.getpid()
+        assert status["State"].startswith("t")
+
+        ticks = spin.address(pid, "ticks")
+        first = int.from_bytes(inf.read_memory(ticks, 8), "little")
+        assert first == raw_u64(pid, ticks) and first > 0
+        await trio.sleep(0.2)
+        assert int.from_bytes(inf.read_memory(ticks, 8), "little") == first  # stopped
+
+        # Run it a little, then stop it again.
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.2)
+        inf.request_interrupt()
+        with trio.fail_after(5):
+            ev = await inf.wait_for_stop()
+        assert ev.kind == StopKind.INTERRUPTED
+        second = int.from_bytes(inf.read_memory(ticks, 8), "little")
+        assert second > first
+
+        inf.breakpoints.insert(spin.address(pid, "tick"))
+        await inf.detach()
+        status = proc_status(pid)
+        assert int(status["TracerPid"]) == 0
+        assert raw_read(pid, spin.address(pid, "tick"), 1) != b"\xcc"
+        await trio.sleep(0.2)
+        assert raw_u64(pid, ticks) > second  # the victim keeps running
+        nursery.cancel_scope.cancel()
+    assert os.path.exists(f"/proc/{pid}")
+
+
+# -- signals -----------------------------------------------------------------------------------------
+
+async def test_passed_signals_reach_the_handler_quietly(programs, tmp_path):
+    out = tmp_path / "out"
+    async with debugged(programs.signals, stdout=out) as inf:
+        inf.pass_signals = frozenset({signal.SIGUSR1})
+        ev = await run_until(inf)
+        assert (ev.kind, ev.exit_code) == (StopKind.EXITED, 0)
+    assert out.read_text() == "handled=3\n"
+
+
+@pytest.mark.parametrize("deliver, handled", [(True, 3), (False, 0)])
+async def test_unpassed_signals_stop_and_are_delivered_only_on_request(programs, tmp_path, deliver, handled):
+    out = tmp_path / "out"
+    async with debugged(programs.signals, stdout=out) as inf:
+        stops = 0
+        ev = await run_until(inf)
+        while ev.kind == StopKind.SIGNAL:
+            assert ev.signal == signal.SIGUSR1
+            stops += 1
+            ev = await run_until(inf, Resume("continue", signal.SIGUSR1 if deliver else 0))
+        assert (ev.kind, ev.exit_code) == (StopKind.EXITED, 0)
+    assert stops == 3  # signals.c sends itself SIGUSR1 three times
+    assert out.read_text() == f"handled={handled}\n"
+
+
+# -- threads and system calls -------------------------------------------------------------------------
+
+async def test_threads_all_stop_at_breakpoints_and_run_to_completion(programs, bins, tmp_path):
+    threads = bins["threads"]
+    out = tmp_path / "out"
+    async with debugged(programs.threads, stdout=out) as inf:
+        worker = threads.address(inf.pid, "worker")
+        inf.breakpoints.insert(worker)
+        hit_by: list[int] = []
+        while True:
+            ev = await run_until(inf)
+            if ev.is_exit:
+                break
+            assert ev.kind == StopKind.BREAKPOINT, ev
+            assert inf.thread(ev.tid).pc() == worker
+            # All-stop: every thread the kernel knows is one we know, and none is running.
+            tasks = sorted(int(t) for t in os.listdir(f"/proc/{inf.pid}/task"))
+            assert inf.thread_ids() == tasks
+            for tid in tasks:
+                assert proc_status_task(inf.pid, tid)["State"].startswith("t"), tid
+            hit_by.append(ev.tid)
+            await step_over_breakpoint(inf, ev.tid, worker)
+        assert (ev.kind, ev.exit_code) == (StopKind.EXITED, 0)
+    # threads.c starts three workers, worker i adding i+1 a thousand times.
+    assert len(hit_by) == 3 and len(set(hit_by)) == 3 and inf.pid not in hit_by
+    assert out.read_text() == "total=6000\n"
+
+
+def proc_status_task(pid: int, tid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+async def test_interrupt_during_a_blocking_system_call(tmp_path):
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    async with debugged(Path(sleep), ["30"]) as inf:
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.3)
+        assert proc_status(inf.pid)["State"].startswith("S")  # asleep in the kernel
+        inf.request_interrupt()
+        with trio.fail_after(2):
+            ev = await inf.wait_for_stop()
+        assert ev.kind == StopKind.INTERRUPTED
+        # Resumed, the interrupted sleep goes on instead of ending early.
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.3)
+        assert inf.alive and proc_status(inf.pid)["State"].startswith("S")
+
+
+async def test_kill_a_running_program(programs):
+    async with debugged(programs.spin) as inf:
+        pid = inf.pid
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.1)
+        with trio.fail_after(10):
+            await inf.kill()
+        assert inf.exit_event.kind == StopKind.TERMINATED
+        assert not os.path.exists(f"/proc/{pid}")
