@@ -1,7 +1,9 @@
 """The FXSAVE / XSAVE area as Linux ptrace hands it out, and gdb's view of the x87 state in it.
 
 PTRACE_GETFPREGS returns the 512-byte FXSAVE image; PTRACE_GETREGSET NT_X86_XSTATE returns the
-whole XSAVE area in its standard (non-compacted) form, whose first 512 bytes are that same image.
+whole XSAVE area in its standard (non-compacted) form, whose first 512 bytes are that same image
+and whose bytes 464-471 (FXSAVE's software-available part) carry the kernel's XCR0, the set of
+components the area describes (gdb and gdbserver read it from there too).
 gdb does not see the FXSAVE fields as they are stored: the tag word is the full two-bits-per-
 register form (FXSAVE keeps one "not empty" bit per register), fop has eleven bits, and the
 32-bit FIP/FDP offsets and their 16-bit selectors are read as gdbserver reads them. An XSAVE area
@@ -28,15 +30,37 @@ ST_SPACE = 32  # eight 80-bit registers, each in a 16-byte slot
 XMM_SPACE = 160  # sixteen 16-byte registers
 FXSAVE_SIZE = 512
 
-# Offsets inside the XSAVE header and the extended region (standard format).
+XCR0_OFFSET = 464  # u64 the kernel stores in the software-available bytes: its XCR0
+
+# Offsets inside the XSAVE header and the extended region (standard format). The extended
+# components' offsets and sizes are architectural: CPUID leaf 0xD, sub-leaf i, gives
+# component i's size (EAX) and offset (EBX), and they have not moved since their introduction.
 XSTATE_BV = 512  # u64: which components are not in their init state
 YMMH_SPACE = 576  # upper halves of ymm0-15, 16 bytes each
 YMMH_END = YMMH_SPACE + 16 * 16
+OPMASK_SPACE = 1088  # k0-k7, 8 bytes each
+ZMM_HI256_SPACE = 1152  # upper 256 bits of zmm0-15, 32 bytes each
+HI16_ZMM_SPACE = 1664  # the whole of zmm16-31, 64 bytes each
+PKRU_SPACE = 2688  # the 32-bit PKRU, then 4 reserved bytes
 
-# XSTATE_BV component bits.
+# XSTATE_BV (and XCR0) component bits.
 X87 = 1 << 0
 SSE = 1 << 1
 AVX = 1 << 2
+OPMASK = 1 << 5
+ZMM_HI256 = 1 << 6
+HI16_ZMM = 1 << 7
+PKRU = 1 << 9
+AVX512 = OPMASK | ZMM_HI256 | HI16_ZMM  # XCR0 enables the three together or none (SDM 13.3)
+
+# Extended components whose init value is all zeros: bit -> (offset, size).
+ZERO_INIT_COMPONENTS = {
+    AVX: (YMMH_SPACE, 16 * 16),
+    OPMASK: (OPMASK_SPACE, 8 * 8),
+    ZMM_HI256: (ZMM_HI256_SPACE, 16 * 32),
+    HI16_ZMM: (HI16_ZMM_SPACE, 16 * 64),
+    PKRU: (PKRU_SPACE, 8),  # the architectural init value of PKRU is 0
+}
 
 # Architectural init values (Intel SDM vol. 1, 13.6 "Processor tracking of XSAVE-managed state").
 FCTRL_INIT = 0x037F
@@ -48,6 +72,19 @@ _TAG_VALID, _TAG_ZERO, _TAG_SPECIAL, _TAG_EMPTY = 0, 1, 2, 3
 def is_xsave(area: bytes | bytearray) -> bool:
     """True when `area` is an XSAVE area (it extends past the FXSAVE image)."""
     return len(area) > FXSAVE_SIZE
+
+
+def xcr0(area: bytes | bytearray) -> int:
+    """The XSAVE components the kernel's area describes (XCR0); 0 for a bare FXSAVE image."""
+    if not is_xsave(area):
+        return 0
+    return int.from_bytes(area[XCR0_OFFSET : XCR0_OFFSET + 8], "little")
+
+
+def component_end(bit: int) -> int:
+    """The byte just past an extended component (one of ZERO_INIT_COMPONENTS)."""
+    offset, size = ZERO_INIT_COMPONENTS[bit]
+    return offset + size
 
 
 def physical_tag(area: bytes | bytearray, physical: int) -> int:
@@ -101,8 +138,10 @@ def normalized(area: bytes | bytearray) -> bytearray:
     if not bv & (SSE | AVX):
         # MXCSR belongs to both components; it is only in its init state when both are.
         struct.pack_into("<I", out, MXCSR, MXCSR_INIT)
-    if not bv & AVX and len(out) >= YMMH_END:
-        out[YMMH_SPACE:YMMH_END] = bytes(YMMH_END - YMMH_SPACE)
+    for bit, (offset, size) in ZERO_INIT_COMPONENTS.items():
+        # A component past the end of the area is one the kernel does not manage.
+        if not bv & bit and len(out) >= offset + size:
+            out[offset : offset + size] = bytes(size)
     return out
 
 

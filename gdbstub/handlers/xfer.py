@@ -50,6 +50,28 @@ def xfer_read(session, cmd: cmds.XferRead) -> bytes:
     return replies.xfer_chunk(document, cmd.offset, cmd.length)
 
 
+@xfer_object("siginfo")
+def siginfo(session, annex: str) -> bytes:
+    """The siginfo of the selected thread's last stop, as the kernel holds it ($_siginfo)."""
+    inferior = session.require_inferior()
+    return inferior.siginfo(session.resolve_thread(None))
+
+
+@handles(cmds.XferWrite, features=("qXfer:siginfo:write+",))
+def xfer_write(session, cmd: cmds.XferWrite) -> bytes:
+    if cmd.object != "siginfo":
+        return b""
+    inferior = session.require_inferior()
+    tid = session.resolve_thread(None)
+    current = bytearray(inferior.siginfo(tid))
+    if cmd.offset + len(cmd.data) > len(current):
+        return replies.error(0x01, "siginfo write past its end", session.state.error_strings)
+    current[cmd.offset:cmd.offset + len(cmd.data)] = cmd.data
+    inferior.set_siginfo(tid, bytes(current))
+    session.xfer_cache.pop(("siginfo", cmd.annex), None)
+    return b"%x" % len(cmd.data)
+
+
 @xfer_object("features")
 def target_description(session, annex: str) -> bytes:
     if annex != "target.xml":

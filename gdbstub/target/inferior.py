@@ -90,6 +90,19 @@ class Inferior:
     def write_memory(self, addr: int, data: bytes) -> int:
         return self.breakpoints.write_through(addr, data)
 
+    def siginfo(self, tid: int) -> bytes:
+        """The raw siginfo_t of a stopped thread's last stop."""
+        try:
+            return pt.siginfo(self._thread(tid).tid).raw
+        except pt.PtraceError as exc:
+            raise TargetError(f"cannot read siginfo: {exc}") from None
+
+    def set_siginfo(self, tid: int, raw: bytes) -> None:
+        try:
+            pt.set_siginfo(self._thread(tid).tid, raw)
+        except pt.PtraceError as exc:
+            raise TargetError(f"cannot write siginfo: {exc}") from None
+
     # -- wait statuses from the tracer ---------------------------------------------------
     def owns(self, tid: int) -> bool:
         return tid in self.threads or tid == self.pid

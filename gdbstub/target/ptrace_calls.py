@@ -118,6 +118,14 @@ def siginfo(tid: int) -> SigInfo:
     return SigInfo(_siginfo_buf.raw)
 
 
+PTRACE_SETSIGINFO = 0x4203
+
+
+def set_siginfo(tid: int, raw: bytes) -> None:
+    buf = ctypes.create_string_buffer(bytes(raw).ljust(128, b"\0")[:128], 128)
+    _call(PTRACE_SETSIGINFO, tid, 0, ctypes.addressof(buf))
+
+
 _gpr_buf = ctypes.create_string_buffer(GPR_SIZE)
 _fp_buf = ctypes.create_string_buffer(FPREGS_SIZE)
 
