@@ -1,0 +1,75 @@
+# gdbstub: set up, run the example, test, benchmark.
+#
+#   make setup   system tools (as root, via apt-get when missing), .venv, programs
+#   make run     serve examples/build/counter on 127.0.0.1:2345
+#   make test    the whole test suite (unit, CLI, and real-gdb integration tests)
+#   make bench   the benchmarks
+#   make clean   remove build outputs and caches (keeps .venv)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+ADDRESS := 127.0.0.1:2345
+EXAMPLE := examples/build/counter
+
+# Debian packages for the tools the tests drive; libc6-dev brings libc.a for -static.
+APT_PACKAGES := gdb gdbserver lldb gcc libc6-dev make
+TOOLS := gdb gdbserver lldb gcc make
+
+.PHONY: setup tools venv programs run test bench clean
+
+setup: tools venv programs
+
+# Install the system tools only when one is missing, so a set-up machine is left alone.
+tools:
+	@missing=""; \
+	for tool in $(TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	libc_a="$$(gcc -print-file-name=libc.a 2>/dev/null || true)"; \
+	[ -f "$$libc_a" ] || missing="$$missing libc.a"; \
+	packages="$(APT_PACKAGES)"; \
+	if ! $(PYTHON) -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+		missing="$$missing python3>=3.11"; packages="$$packages python3 python3-venv"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$packages; \
+		else \
+			echo "missing:$$missing -- as root: apt-get install $$packages" >&2; exit 1; \
+		fi; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when the locked requirements or the package metadata change.
+$(VENV)/.installed: requirements.lock pyproject.toml | $(VPY)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+programs:
+	$(MAKE) -s -C examples
+	$(MAKE) -s -C tests/programs
+
+run: setup
+	@echo "Serving $(EXAMPLE) on $(ADDRESS). Connect with one of:"
+	@echo "  gdb -ex 'target remote $(ADDRESS)' $(EXAMPLE)"
+	@echo "  lldb -o 'gdb-remote $(ADDRESS)' $(EXAMPLE)"
+	@echo
+	$(VENV)/bin/gdbstub $(ADDRESS) $(EXAMPLE)
+
+test: setup
+	$(VPY) -m pytest -q tests integration
+
+bench: setup
+	$(VPY) bench/run.py
+
+clean:
+	$(MAKE) -s -C examples clean
+	$(MAKE) -s -C tests/programs clean
+	rm -rf .pytest_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,34 @@
+"""`target remote | SERVER - PROG`: gdb starts the server itself and speaks RSP over
+the server's stdin/stdout, so the inferior's own output must go elsewhere (gdbserver
+sends it to stderr, which gdb shows)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness import Programs, kill_inferior, run_gdb_pipe, server_argv
+
+
+@pytest.fixture(params=["reference", "candidate"])
+def server_kind(request, reference: str, candidate: str) -> str:
+    return reference if request.param == "reference" else candidate
+
+
+def test_session_over_stdio(server_kind: str, programs: Programs, tmp_path) -> None:
+    argv = server_argv(server_kind, "-", programs.simple, ["5"], once=False)
+    run = run_gdb_pipe(argv, programs.simple, ["break main", "continue", "bt", "continue"],
+                       cwd=tmp_path, timeout=60)
+    pid = re.search(r"pid = (\d+)", run.raw)
+    if pid:  # gdb closes the pipe at its end; make sure nothing outlives the test
+        kill_inferior(int(pid.group(1)), programs.simple)
+    out = run.raw
+    assert not run.timed_out, out
+    hit = out.find("Breakpoint 1, main (")
+    assert hit >= 0, out
+    assert re.search(r"^#0  main \(argc=2, argv=0x[0-9a-f]+\) at simple\.c:\d+$",
+                     out[hit:], re.M), out
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited with code 05\]", out), out
+    # The inferior printed on its stdout; it must not have been lost or mixed into RSP.
+    assert "counter=15 buf=Hello origin=18,4" in out, out
