@@ -26,6 +26,7 @@ from .memory import ProcessMemory
 from .threads import Resume, Thread, ThreadRegisters
 
 SI_KERNEL = 0x80
+SI_TKILL = -6
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
@@ -51,6 +52,9 @@ class Inferior:
         self._orphans: dict[int, list[int]] = {}
         self._changed = trio.Event()
         self._interrupt_requested = False
+        # Go's runtime preempts goroutines with SIGURG sent by tgkill from the process itself:
+        # when set, those are passed on without a stop whatever the client's signal settings.
+        self.quiet_runtime_sigurg = False
         # Report thread creation and exit as stops (the client's QThreadEvents).
         self.report_thread_events = False
         # Events that belong to no live thread (a thread's exit) waiting to be reported.
@@ -173,6 +177,9 @@ class Inferior:
             return
         # A signal is about to be delivered.
         if sig in self.pass_signals and not self._interrupt_requested:
+            self._resume_quietly(thread, sig)
+            return
+        if sig == signal.SIGURG and self.quiet_runtime_sigurg and self._sent_by_itself(thread):
             self._resume_quietly(thread, sig)
             return
         thread.pending = StopEvent(StopKind.SIGNAL, tid, sig)
@@ -304,6 +311,10 @@ class Inferior:
     def _stopping_all(self) -> bool:
         return (self._interrupt_requested or bool(self._process_events)
                 or any(t.pending for t in self.threads.values()))
+
+    def _sent_by_itself(self, thread: Thread) -> bool:
+        info = pt.siginfo(thread.tid)
+        return info.code == SI_TKILL and info.pid == self.pid
 
     def _resume_quietly(self, thread: Thread, sig: int = 0, resume: Resume | None = None) -> None:
         """Let a thread go on after an event the client need not hear about."""
