@@ -22,7 +22,7 @@ from .launch_settings import LaunchSettings
 from .options import Options
 from .session import Session
 from .target import Inferior, LaunchError, StopEvent, StopKind, Tracer, attach, launch
-from .transport import Comm, describe_peer, open_listener, stdio_stream
+from .transport import Comm, Connection, open_listener
 
 log = logging.getLogger("gdbstub")
 
@@ -157,7 +157,7 @@ class Server:
                     self.start_process()
                     if self.comm.kind == "stdio":
                         say("Remote debugging using stdio")
-                        await self._serve_one(stdio_stream())
+                        await self._serve_one(Connection.stdio())
                     else:
                         await self._serve_listener()
             finally:
@@ -173,23 +173,25 @@ class Server:
         return 0
 
     async def _serve_listener(self) -> None:
-        listener, port = await open_listener(self.comm)
-        async with listener:
+        listener, port = open_listener(self.comm)
+        try:
             while True:
                 if port is not None:
                     say(f"Listening on port {port}")
                 else:
                     say(f"Listening on {self.comm.path}")
-                stream = await listener.accept()
-                peer = describe_peer(stream)
+                conn = await listener.accept()
+                peer = conn.peer()
                 if peer is not None:
                     say(f"Remote debugging from host {peer[0]}, port {peer[1]}")
-                await self._serve_one(stream)
+                await self._serve_one(conn)
                 if self.exit_requested or self.process_gone() or self.options.once:
                     return
+        finally:
+            listener.close()
 
-    async def _serve_one(self, stream: trio.abc.Stream) -> None:
-        session = Session(stream, self)
+    async def _serve_one(self, conn: Connection) -> None:
+        session = Session(conn, self)
         try:
             await session.run()
         finally:
@@ -197,10 +199,7 @@ class Server:
                 if session.hostio is not None:
                     session.hostio.close_all()
                 await self.after_disconnect()
-                try:
-                    await stream.aclose()
-                except Exception:  # noqa: BLE001 - the peer may already be gone
-                    pass
+                conn.close()
 
     async def _watch_signals(self, scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP, signal.SIGINT) as signals:

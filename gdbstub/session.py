@@ -1,13 +1,14 @@
-"""One client connection: protocol state, the reader task, and dispatch of commands to handlers.
+"""One client connection: protocol state, the read loop, and dispatch of commands to handlers.
 
-The reader task always reads, so a 0x03 arriving while the program runs is seen at once; it
-acknowledges packets in ack mode and queues them. The command loop handles one packet at a time:
-resume commands wait there for the stop while the reader keeps reading.
+While the program is stopped, one loop reads a packet, runs its handler and writes the reply,
+without a task switch: a small request costs two system calls. While the program runs, a watcher
+task keeps reading, so a 0x03 interrupts it at once and a vanished client ends the session.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 
 import trio
@@ -19,12 +20,28 @@ from . import handlers  # noqa: F401  (registers every handler)
 from . import profiles
 from .profiles import ClientProfile
 from .handlers.registry import HANDLERS
-from .target import Inferior, TargetError, Tracer
+from .target import Inferior, StopEvent, TargetError, Tracer
+from .transport import Connection
 
 log = logging.getLogger("gdbstub.session")
 packet_log = logging.getLogger("gdbstub.packets")
 
 PACKET_SIZE = 0x20000
+_PARSE_CACHE: dict[bytes, cmds.Command] = {}
+_PARSE_CACHE_MAX = 4096
+_CACHEABLE_LENGTH = 64
+
+
+def _parse(payload: bytes) -> cmds.Command:
+    """Parse, remembering short packets: clients repeat the same ones (m, p, vCont;s) often."""
+    command = _PARSE_CACHE.get(payload)
+    if command is None:
+        command = cmds.parse_command(payload)
+        if len(payload) <= _CACHEABLE_LENGTH:
+            if len(_PARSE_CACHE) >= _PARSE_CACHE_MAX:
+                _PARSE_CACHE.clear()
+            _PARSE_CACHE[payload] = command
+    return command
 
 
 @dataclass
@@ -50,15 +67,16 @@ class ConnectionClosed(Exception):
 
 
 class Session:
-    def __init__(self, stream: trio.abc.Stream, server) -> None:
-        self.stream = stream
+    def __init__(self, conn: Connection, server) -> None:
+        self.conn = conn
         self.server = server
         self.state = ProtocolState()
         self.profile: ClientProfile = profiles.GDB
         self._decoder = framing.Decoder(max_packet_size=PACKET_SIZE)
-        self._send_lock = trio.Lock()
         self._last_reply: bytes = b""
-        self._queue_send, self._queue_receive = trio.open_memory_channel[object](1000)
+        self._pending_ack = False
+        self._backlog: deque = deque()
+        self._thread_text: dict[tuple, bytes] = {}
         self.detached = False
         self.client_gone = False
         self.killed = False
@@ -88,72 +106,54 @@ class Session:
 
     # -- the connection ------------------------------------------------------------------
     async def run(self) -> None:
+        """Serve the client until it leaves, or a command ends the session (k, D, monitor exit)."""
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_loop, nursery.cancel_scope)
-                await self._command_loop()
-                nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed):
-            pass
-
-    async def _read_loop(self, scope: trio.CancelScope) -> None:
-        try:
-            while True:
-                data = await self.stream.receive_some(PACKET_SIZE + 64)
+            while not self.stop_requested_exit:
+                data = await self.conn.receive()
                 if not data:
+                    self.client_gone = True
                     break
-                for event in self._decoder.feed(data):
-                    await self._on_event(event)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
-        self.client_gone = True
-        inferior = self.server.inferior
-        if inferior is not None and inferior.is_running():
-            # The command loop is waiting for a stop that nobody will read: end the session now.
-            scope.cancel()
-        self._queue_send.close()
+                await self._feed(data)
+        except (ConnectionError, ConnectionClosed, trio.ClosedResourceError):
+            self.client_gone = True
+
+    async def _feed(self, data: bytes) -> None:
+        self._backlog.extend(self._decoder.feed(data))
+        while self._backlog and not self.stop_requested_exit:
+            await self._on_event(self._backlog.popleft())
 
     async def _on_event(self, event) -> None:
         if isinstance(event, framing.Packet):
             if not self.state.no_ack:
-                await self._send_raw(b"+")
-            packet_log.debug("<- %r", event.payload[:2000])
-            await self._queue_send.send(event)
+                self._pending_ack = True
+            if packet_log.isEnabledFor(logging.DEBUG):
+                packet_log.debug("<- %r", event.payload[:2000])
+            reply = await self.handle_payload(event.payload)
+            if reply is not None:
+                await self.send(reply)
+            elif self._pending_ack:
+                await self._send_raw(b"")
         elif isinstance(event, framing.Interrupt):
-            packet_log.debug("<- ^C")
-            inferior = self.server.inferior
-            if inferior is not None and inferior.is_running():
-                inferior.request_interrupt()
+            packet_log.debug("<- ^C (the program is stopped: nothing to interrupt)")
         elif isinstance(event, framing.BadChecksum):
             packet_log.debug("<- bad checksum %r", event.payload[:200])
             if not self.state.no_ack:
                 await self._send_raw(b"-")
             else:
                 # Without acks there is no resend: like gdbserver, act on the packet as it came.
-                await self._queue_send.send(framing.Packet(event.payload))
+                await self._on_event(framing.Packet(event.payload))
         elif isinstance(event, framing.Nak):
             if self._last_reply:
                 await self._send_raw(self._last_reply)
         elif isinstance(event, framing.Overlong):
             if not self.state.no_ack:
-                await self._send_raw(b"+")
-            await self._queue_send.send(event)
-
-    async def _command_loop(self) -> None:
-        async for event in self._queue_receive:
-            if isinstance(event, framing.Overlong):
-                await self.send(replies.error(0x01, f"packet too long ({event.length} bytes)",
-                                              self.state.error_strings))
-                continue
-            reply = await self.handle_payload(event.payload)
-            if reply is not None:
-                await self.send(reply)
-            if self.stop_requested_exit:
-                return
+                self._pending_ack = True
+            await self.send(replies.error(0x01, f"packet too long ({event.length} bytes)",
+                                          self.state.error_strings))
 
     async def handle_payload(self, payload: bytes) -> bytes | None:
         try:
-            command = cmds.parse_command(payload)
+            command = _parse(payload)
         except cmds.MalformedCommand as exc:
             return replies.error(0x16, str(exc), self.state.error_strings)
         entry = HANDLERS.get(type(command))
@@ -172,7 +172,8 @@ class Session:
             return replies.error(0x01, str(exc), self.state.error_strings)
 
     async def send(self, payload: bytes) -> None:
-        packet_log.debug("-> %r", payload[:2000])
+        if packet_log.isEnabledFor(logging.DEBUG):
+            packet_log.debug("-> %r", payload[:2000])
         data = framing.frame(payload)
         self._last_reply = data
         await self._send_raw(data)
@@ -181,8 +182,49 @@ class Session:
         await self._send_raw(framing.frame_notification(payload))
 
     async def _send_raw(self, data: bytes) -> None:
-        async with self._send_lock:
-            await self.stream.send_all(data)
+        if self._pending_ack:
+            # The '+' for the packet being answered goes out with its reply: one write.
+            data = b"+" + data
+            self._pending_ack = False
+        if data:
+            await self.conn.send_all(data)
+
+    # -- waiting for the program while it runs --------------------------------------------
+    async def wait_for_stop(self, inferior: Inferior, prefer: list[int],
+                            report_no_resumed: bool) -> StopEvent:
+        """The next stop, while still reading the client: a 0x03 interrupts the program and a
+        vanished client ends the session at once."""
+        if self._pending_ack:
+            await self._send_raw(b"")  # acknowledge the resume before it runs for long
+        event = inferior.poll_for_stop(prefer, report_no_resumed)
+        if event is not None:
+            return event
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_while_running, inferior)
+                event = await inferior.wait_for_stop(prefer, report_no_resumed)
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if group.subgroup(lambda e: isinstance(e, ConnectionClosed)) is not None:
+                raise ConnectionClosed() from None
+            raise
+        return event
+
+    async def _watch_while_running(self, inferior: Inferior) -> None:
+        while True:
+            await self.conn.wait_readable()
+            data = self.conn.receive_nowait()
+            if data is None:
+                continue
+            if not data:
+                self.client_gone = True
+                raise ConnectionClosed()
+            for event in self._decoder.feed(data):
+                if isinstance(event, framing.Interrupt):
+                    packet_log.debug("<- ^C")
+                    inferior.request_interrupt()
+                else:
+                    self._backlog.append(event)  # answered once the program has stopped
 
     # -- threads -------------------------------------------------------------------------
     def thread_id(self, tid: int) -> cmds.ThreadId:
@@ -190,7 +232,13 @@ class Session:
         return cmds.ThreadId(pid, tid)
 
     def format_thread(self, tid: int) -> bytes:
-        return self.thread_id(tid).format(self.state.multiprocess and self.profile.multiprocess_ids)
+        multiprocess = self.state.multiprocess and self.profile.multiprocess_ids
+        pid = self.server.inferior.pid if self.server.inferior is not None else None
+        key = (pid, tid, multiprocess)
+        text = self._thread_text.get(key)
+        if text is None:
+            text = self._thread_text[key] = self.thread_id(tid).format(multiprocess)
+        return text
 
     def resolve_thread(self, thread: cmds.ThreadId | None) -> int:
         """The tid a register or memory command is about."""

@@ -72,13 +72,39 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
         pairs.append((b"hwbreak", b""))
     elif event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:
         pairs.append(((event.watch_type or "watch").encode(), b"%x" % event.watch_addr))
-    if event.tid in inferior.threads:
-        table = session.table
-        values = table.read_registers(inferior.registers(event.tid), table.expedite)
-        for regnum, value in zip(table.expedite, values):
-            pairs.append((b"%02x" % regnum, value.hex().encode()))
+    thread = inferior.threads.get(event.tid)
+    if thread is not None:
+        plan = _expedite_plan(session.table)
+        if plan is not None:
+            gpr = thread.gpr()
+            for key, start, end in plan:
+                pairs.append((key, gpr[start:end].hex().encode()))
+        else:
+            table = session.table
+            values = table.read_registers(inferior.registers(event.tid), table.expedite)
+            for regnum, value in zip(table.expedite, values):
+                pairs.append((b"%02x" % regnum, value.hex().encode()))
     pairs.append((b"thread", session.format_thread(event.tid)))
     return replies.stop_reply(session.profile.signal_to_client(event_signal(session, event)), pairs)
+
+
+_PLANS: dict[int, list[tuple[bytes, int, int]] | None] = {}
+
+
+def _expedite_plan(table) -> list[tuple[bytes, int, int]] | None:
+    """Where the expedited registers sit in the general-register block, when they are plain
+    slices of it (they are on x86-64): a stop reply then costs no register decoding."""
+    key = id(table)
+    if key not in _PLANS:
+        plan: list[tuple[bytes, int, int]] | None = []
+        for regnum in table.expedite:
+            reg = table.by_number(regnum)
+            if reg is None or reg.regset != "gpr" or reg.codec != "plain" or reg.slot != reg.size:
+                plan = None
+                break
+            plan.append((b"%02x" % regnum, reg.offset, reg.offset + reg.size))
+        _PLANS[key] = plan
+    return _PLANS[key]
 
 
 def _name_pair(name: str | None) -> tuple[bytes, bytes]:

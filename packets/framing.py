@@ -16,6 +16,7 @@ Payload-level encodings live here too, because they are defined on the wire byte
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 __all__ = [
@@ -96,9 +97,23 @@ Event = Packet | Notification | Ack | Nak | Interrupt | BadChecksum | Overlong
 # Checksums and frames
 
 
+_CHUNK = 256
+_SMALL = 512
+
+
 def checksum(payload: bytes) -> int:
-    """The RSP checksum: the sum of the payload bytes modulo 256."""
-    return sum(payload) & 0xFF
+    """The RSP checksum: the sum of the payload bytes modulo 256.
+
+    Large replies are summed in C: for a chunk of at most 256 bytes, adler32's low half is
+    exactly 1 + the byte sum (at most 255 * 256 = 65280, below adler32's modulus 65521), which is
+    several times faster than summing a 128 KiB reply byte by byte in Python.
+    """
+    if len(payload) <= _SMALL:
+        return sum(payload) & 0xFF
+    view = memoryview(payload)
+    total = sum([zlib.adler32(view[i:i + _CHUNK]) & 0xFFFF for i in range(0, len(view), _CHUNK)])
+    chunks = (len(view) + _CHUNK - 1) // _CHUNK
+    return (total - chunks) & 0xFF
 
 
 def frame(payload: bytes) -> bytes:

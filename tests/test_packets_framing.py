@@ -363,3 +363,9 @@ def test_decoder_never_raises_on_arbitrary_bytes(data: bytes) -> None:
             isinstance(e, (Packet, Notification, Ack, Nak, Interrupt, BadChecksum, Overlong))
             for e in events
         )
+
+
+@given(st.binary(max_size=3000))
+def test_checksum_is_the_byte_sum_for_any_length(payload: bytes) -> None:
+    # Large payloads take a faster route than the plain sum: both must agree at every length.
+    assert checksum(payload) == sum(payload) & 0xFF

@@ -15,6 +15,7 @@ every reader of the buffer can simply slice it.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 # Offsets inside the legacy (FXSAVE) region.
 FCTRL = 0  # u16 control word
@@ -32,9 +33,9 @@ FXSAVE_SIZE = 512
 
 XCR0_OFFSET = 464  # u64 the kernel stores in the software-available bytes: its XCR0
 
-# Offsets inside the XSAVE header and the extended region (standard format). The extended
-# components' offsets and sizes are architectural: CPUID leaf 0xD, sub-leaf i, gives
-# component i's size (EAX) and offset (EBX), and they have not moved since their introduction.
+# Offsets inside the XSAVE header and the extended region (standard format). Where the
+# extended components sit is the CPU's choice, reported by CPUID leaf 0xD (sub-leaf i: size in
+# EAX, offset in EBX); these are Intel's, which AMD shares for AVX only (see xsave_layout).
 XSTATE_BV = 512  # u64: which components are not in their init state
 YMMH_SPACE = 576  # upper halves of ymm0-15, 16 bytes each
 YMMH_END = YMMH_SPACE + 16 * 16
@@ -53,8 +54,9 @@ HI16_ZMM = 1 << 7
 PKRU = 1 << 9
 AVX512 = OPMASK | ZMM_HI256 | HI16_ZMM  # XCR0 enables the three together or none (SDM 13.3)
 
-# Extended components whose init value is all zeros: bit -> (offset, size).
-ZERO_INIT_COMPONENTS = {
+# Extended components whose init value is all zeros: bit -> (offset, size) where Intel puts
+# them (another CPU may place them elsewhere: see xsave_layout).
+INTEL_COMPONENTS = {
     AVX: (YMMH_SPACE, 16 * 16),
     OPMASK: (OPMASK_SPACE, 8 * 8),
     ZMM_HI256: (ZMM_HI256_SPACE, 16 * 32),
@@ -79,12 +81,6 @@ def xcr0(area: bytes | bytearray) -> int:
     if not is_xsave(area):
         return 0
     return int.from_bytes(area[XCR0_OFFSET : XCR0_OFFSET + 8], "little")
-
-
-def component_end(bit: int) -> int:
-    """The byte just past an extended component (one of ZERO_INIT_COMPONENTS)."""
-    offset, size = ZERO_INIT_COMPONENTS[bit]
-    return offset + size
 
 
 def physical_tag(area: bytes | bytearray, physical: int) -> int:
@@ -121,9 +117,12 @@ def abridged_tag(word: int) -> int:
     return sum(1 << physical for physical in range(8) if (word >> (2 * physical)) & 3 != _TAG_EMPTY)
 
 
-def normalized(area: bytes | bytearray) -> bytearray:
+def normalized(
+    area: bytes | bytearray, components: Mapping[int, tuple[int, int]] = INTEL_COMPONENTS
+) -> bytearray:
     """A copy of `area` in which every XSAVE component in its init state holds its init value.
 
+    `components` places the extended components (bit -> (offset, size)), all zero-initialized.
     An FXSAVE image has no init-state notion and comes back as is.
     """
     out = bytearray(area)
@@ -138,7 +137,7 @@ def normalized(area: bytes | bytearray) -> bytearray:
     if not bv & (SSE | AVX):
         # MXCSR belongs to both components; it is only in its init state when both are.
         struct.pack_into("<I", out, MXCSR, MXCSR_INIT)
-    for bit, (offset, size) in ZERO_INIT_COMPONENTS.items():
+    for bit, (offset, size) in components.items():
         # A component past the end of the area is one the kernel does not manage.
         if not bv & bit and len(out) >= offset + size:
             out[offset : offset + size] = bytes(size)

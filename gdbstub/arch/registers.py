@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
 from gdbstub.arch import fxsave
@@ -127,6 +127,11 @@ class Register:
 class RegisterTable:
     registers: list[Register]
     has_avx: bool
+    has_avx512: bool = False
+    has_pkeys: bool = False
+    # Where the extended XSAVE components are (bit -> (offset, size)), to put those in their
+    # init state at their init value when reading.
+    components: Mapping[int, tuple[int, int]] = field(default_factory=lambda: dict(fxsave.INTEL_COMPONENTS))
     # Registers gdb wants in every stop reply (T packet), by gdb number: rbp, rsp, rip.
     expedite: tuple[int, ...] = (6, 7, 16)
     _by_number: dict[int, Register] = field(init=False, repr=False)
@@ -159,11 +164,10 @@ class RegisterTable:
             raise KeyError(f"no register number {regnum}")
         return reg
 
-    @staticmethod
-    def _read_set(regs: RegisterSets, regset: str) -> bytearray:
+    def _read_set(self, regs: RegisterSets, regset: str) -> bytearray:
         data = regs.read(regset)
         # Only the fp set has init-state components; normalizing a gpr set would be a copy.
-        return fxsave.normalized(data) if regset == "fp" else bytearray(data)
+        return fxsave.normalized(data, self.components) if regset == "fp" else bytearray(data)
 
     def read_register(self, regs: RegisterSets, regnum: int) -> bytes:
         """One register's value, little-endian, bitsize/8 bytes. KeyError if unknown."""

@@ -2,10 +2,11 @@
 
 One self-contained document, no xi:include, laid out the way gdbserver serves amd64 GNU/Linux:
 the same features, the same register names, numbers, sizes and types, and the same type
-definitions gdb's own feature files carry (i386_eflags, i386_mxcsr, vec128 and its vectors).
+definitions gdb's own feature files carry (i386_eflags, i386_mxcsr, vec128 and its vectors,
+v2ui128).
 gdb accepts it for `<architecture>i386:x86-64</architecture>`; lldb 14 reads the same document
-and, when asked, the lldb-only attributes (dwarf_regnum, ehframe_regnum, generic) that gdb
-ignores.
+and, when asked, the lldb-only attributes (dwarf_regnum, ehframe_regnum, generic, and encoding
+and format for wide registers whose gdb type lldb cannot map) that gdb ignores.
 """
 
 from __future__ import annotations
@@ -59,7 +60,19 @@ def _vec128() -> list[str]:
 FEATURE_TYPES = {
     "org.gnu.gdb.i386.core": lambda: _flags("i386_eflags", 4, EFLAGS_FIELDS),
     "org.gnu.gdb.i386.sse": lambda: _vec128() + _flags("i386_mxcsr", 4, MXCSR_FIELDS),
+    # xmm16-31 are vec128 again; the 256-bit zmm upper halves are two 128-bit lanes.
+    "org.gnu.gdb.i386.avx512": lambda: _vec128() + ['<vector id="v2ui128" type="uint128" count="2"/>'],
 }
+
+
+def _lldb_maps_type(type_: str) -> bool:
+    """Whether lldb 14 derives a usable encoding from a wide register's gdb type by itself.
+
+    It knows the vec* unions, uint128 (as a vector) and i387_ext; any other type, such as the
+    zmm upper halves' v2ui128, becomes an unsigned integer, which lldb then cannot read at
+    256 bits (it shows the register as unavailable).
+    """
+    return type_.startswith("vec") or type_ in ("uint128", "i387_ext")
 
 
 def render(
@@ -98,6 +111,8 @@ def render(
                     attrs.append(("ehframe_regnum", str(reg.ehframe)))
                 if reg.generic is not None:
                     attrs.append(("generic", reg.generic))
+                if reg.bitsize > 64 and not _lldb_maps_type(reg.type):
+                    attrs += [("encoding", reg.lldb_encoding), ("format", reg.lldb_format)]
             out.append("    <reg " + " ".join(f"{k}={quoteattr(v)}" for k, v in attrs) + "/>")
         out.append("  </feature>")
     out.append("</target>")

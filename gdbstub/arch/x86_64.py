@@ -1,24 +1,31 @@
 """The x86-64 GNU/Linux register table: gdb's amd64-linux numbering over ptrace's register sets.
 
-Numbers, names, sizes and types follow the description gdbserver serves for amd64 GNU/Linux
-(features core, sse, linux, segments and, with AVX, avx; the avx512 and pkeys features are left
-out). Offsets are those of `struct user_regs_struct` (PTRACE_GETREGS, set 'gpr') and of the
-FXSAVE/XSAVE area (PTRACE_GETFPREGS or PTRACE_GETREGSET NT_X86_XSTATE, set 'fp').
+Numbers, names, sizes and types follow the description gdbserver serves for amd64 GNU/Linux:
+features core, sse, linux and segments always; avx, avx512 and pkeys when the CPU and the kernel
+provide them. Offsets are those of `struct user_regs_struct` (PTRACE_GETREGS, set 'gpr') and of
+the FXSAVE/XSAVE area (PTRACE_GETFPREGS or PTRACE_GETREGSET NT_X86_XSTATE, set 'fp'); the
+extended XSAVE components sit where this CPU puts them (see xsave_layout).
 DWARF and .eh_frame numbers are the System V x86-64 psABI ones (the same for both).
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from gdbstub.arch import fxsave
 from gdbstub.arch.registers import Register, RegisterTable
+from gdbstub.arch.xsave_layout import cpu_layout
 
 CORE = "org.gnu.gdb.i386.core"
 SSE = "org.gnu.gdb.i386.sse"
 LINUX = "org.gnu.gdb.i386.linux"
 SEGMENTS = "org.gnu.gdb.i386.segments"
 AVX = "org.gnu.gdb.i386.avx"
+AVX512 = "org.gnu.gdb.i386.avx512"
+PKEYS = "org.gnu.gdb.i386.pkeys"
 
 # struct user_regs_struct (<sys/user.h>): 27 unsigned longs in this order.
 USER_REGS_FIELDS = (
@@ -55,9 +62,12 @@ _X87_CONTROL = [
 ]
 MXCSR_DWARF = 64
 FS_BASE_DWARF, GS_BASE_DWARF = 58, 59
+XMM16_DWARF, K0_DWARF = 67, 118  # psABI: xmm16-31 are 67-82, k0-k7 are 118-125
+
+Layout = Mapping[int, tuple[int, int]]  # XSTATE_BV bit -> (offset, size) in the XSAVE area
 
 
-def _registers(has_avx: bool) -> list[Register]:
+def _registers(has_avx: bool, has_avx512: bool, has_pkeys: bool, layout: Layout) -> list[Register]:
     regs: list[Register] = []
 
     def add(name: str, bitsize: int, type_: str, feature: str, regset: str, offset: int, *,
@@ -93,36 +103,144 @@ def _registers(has_avx: bool) -> list[Register]:
     add("fs_base", 64, "int", SEGMENTS, "gpr", _gpr("fs_base"), dwarf=FS_BASE_DWARF)
     add("gs_base", 64, "int", SEGMENTS, "gpr", _gpr("gs_base"), dwarf=GS_BASE_DWARF)
     if has_avx:
+        ymmh = layout[fxsave.AVX][0]
         for i in range(16):
             # The upper halves have no DWARF number of their own (DWARF's 17-32 name the
             # whole xmm/ymm register).
-            offset = fxsave.YMMH_SPACE + 16 * i
-            add(f"ymm{i}h", 128, "uint128", AVX, "fp", offset, xstate=fxsave.AVX)
+            add(f"ymm{i}h", 128, "uint128", AVX, "fp", ymmh + 16 * i, xstate=fxsave.AVX)
+    if has_avx512:
+        # gdb splits the 32 zmm registers as xmm16-31, ymm16h-31h and zmm0h-31h, and
+        # numbers them in that order with k0-k7 in between.
+        opmask = layout[fxsave.OPMASK][0]
+        zmm_hi256 = layout[fxsave.ZMM_HI256][0]
+        hi16_zmm = layout[fxsave.HI16_ZMM][0]  # zmm16-31 whole, 64 bytes each
+        for i in range(16):
+            add(f"xmm{16 + i}", 128, "vec128", AVX512, "fp", hi16_zmm + 64 * i,
+                dwarf=XMM16_DWARF + i, xstate=fxsave.HI16_ZMM)  # fmt: skip
+        for i in range(16):
+            add(f"ymm{16 + i}h", 128, "uint128", AVX512, "fp", hi16_zmm + 64 * i + 16,
+                xstate=fxsave.HI16_ZMM)  # fmt: skip
+        for i in range(8):
+            add(f"k{i}", 64, "uint64", AVX512, "fp", opmask + 8 * i, dwarf=K0_DWARF + i,
+                xstate=fxsave.OPMASK)  # fmt: skip
+        for i in range(16):
+            add(f"zmm{i}h", 256, "v2ui128", AVX512, "fp", zmm_hi256 + 32 * i,
+                xstate=fxsave.ZMM_HI256)  # fmt: skip
+        for i in range(16):
+            add(f"zmm{16 + i}h", 256, "v2ui128", AVX512, "fp", hi16_zmm + 64 * i + 32,
+                xstate=fxsave.HI16_ZMM)  # fmt: skip
+    if has_pkeys:
+        add("pkru", 32, "uint32", PKEYS, "fp", layout[fxsave.PKRU][0], xstate=fxsave.PKRU)
     return regs
 
 
 @functools.cache
-def _cached_table(has_avx: bool) -> tuple[Register, ...]:
-    return tuple(_registers(has_avx))
+def _cached_table(has_avx: bool, has_avx512: bool, has_pkeys: bool,
+                  layout: tuple[tuple[int, tuple[int, int]], ...]) -> tuple[Register, ...]:  # fmt: skip
+    return tuple(_registers(has_avx, has_avx512, has_pkeys, dict(layout)))
 
 
-def x86_64_table(has_avx: bool) -> RegisterTable:
-    """The amd64 GNU/Linux register table, with the AVX upper halves when `has_avx`."""
-    return RegisterTable(registers=list(_cached_table(has_avx)), has_avx=has_avx)
+def x86_64_table(
+    has_avx: bool | None = None,
+    has_avx512: bool | None = None,
+    has_pkeys: bool | None = None,
+    *,
+    layout: Layout | None = None,
+) -> RegisterTable:
+    """The amd64 GNU/Linux register table with the AVX upper halves (`has_avx`), the AVX-512
+    registers (`has_avx512`) and PKRU (`has_pkeys`).
+
+    A feature left as None is what this machine has (`cpu_has_avx` and friends). AVX-512 and
+    PKRU are read from the XSAVE area, which the process controller fetches only with AVX, so
+    they need `has_avx`; without it a detected feature is left out and a requested one is a
+    ValueError. `layout` places the extended XSAVE components; by default, where this CPU does.
+    """
+    if has_avx is None:
+        has_avx = cpu_has_avx()
+    if has_avx512 is None:
+        has_avx512 = has_avx and cpu_has_avx512()
+    if has_pkeys is None:
+        has_pkeys = has_avx and cpu_has_pkeys()
+    if (has_avx512 or has_pkeys) and not has_avx:
+        raise ValueError("AVX-512 and PKRU live in the XSAVE area, which is read only with AVX")
+    places = tuple(sorted((layout if layout is not None else cpu_layout()).items()))
+    return RegisterTable(
+        registers=list(_cached_table(has_avx, has_avx512, has_pkeys, places)),
+        has_avx=has_avx, has_avx512=has_avx512, has_pkeys=has_pkeys, components=dict(places),
+    )  # fmt: skip
+
+
+# -- what this machine has ----------------------------------------------------------------------
+
+SYS_ARCH_PRCTL = 158
+ARCH_GET_XCOMP_SUPP = 0x1021  # Linux 5.16+: the XSAVE components the kernel gives user space
 
 
 @functools.cache
-def cpu_has_avx() -> bool:
-    """True when this machine's kernel exposes AVX state (so NT_X86_XSTATE carries ymm).
+def kernel_xfeatures() -> int | None:
+    """The XSAVE components (XCR0 bits) the kernel manages for user space, which are the ones
+    NT_X86_XSTATE describes; None when the kernel is too old to say."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    value = ctypes.c_uint64()
+    if libc.syscall(SYS_ARCH_PRCTL, ARCH_GET_XCOMP_SUPP, ctypes.byref(value)) != 0:
+        return None
+    return value.value
 
-    The kernel drops the `avx` flag from /proc/cpuinfo when it does not manage the AVX
-    component with XSAVE, so the flag is exactly the condition we need.
-    """
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return "avx" in line.split(":", 1)[1].split()
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def _has(flag: str, components: int) -> bool:
+    # The kernel drops a feature's /proc/cpuinfo flag when it does not manage its XSAVE state
+    # (e.g. booted with noxsave); ARCH_GET_XCOMP_SUPP, where there is one, says so directly.
+    xfeatures = kernel_xfeatures()
+    return flag in _cpu_flags() and (xfeatures is None or xfeatures & components == components)
+
+
+def cpu_has_avx() -> bool:
+    """True when this machine's kernel exposes AVX state (so NT_X86_XSTATE carries ymm)."""
+    return _has("avx", fxsave.AVX)
+
+
+def cpu_has_avx512() -> bool:
+    """True when NT_X86_XSTATE carries the AVX-512 state (opmask, ZMM_Hi256, Hi16_ZMM)."""
+    return _has("avx512f", fxsave.AVX512)
+
+
+def cpu_has_pkeys() -> bool:
+    """True when NT_X86_XSTATE carries PKRU: the kernel enabled protection keys (`ospke`,
+    not merely `pku`, which only says the CPU has them)."""
+    return _has("ospke", fxsave.PKRU)
+
+
+class XStateFeatures(NamedTuple):
+    has_avx: bool
+    has_avx512: bool
+    has_pkeys: bool
+
+
+def xstate_features(area: bytes, layout: Layout | None = None) -> XStateFeatures:
+    """The features an NT_X86_XSTATE area really holds: those in the XCR0 the kernel wrote into
+    it, whose components also fit in its length. `x86_64_table(*xstate_features(area))` is then
+    a table every register of which can be read from `area`."""
+    places = layout if layout is not None else cpu_layout()
+    xcr0 = fxsave.xcr0(area)
+
+    def holds(components: int) -> bool:
+        return xcr0 & components == components and all(
+            len(area) >= places[bit][0] + places[bit][1]
+            for bit in places
+            if bit & components
+        )
+
+    avx = holds(fxsave.AVX)
+    return XStateFeatures(avx, avx and holds(fxsave.AVX512), avx and holds(fxsave.PKRU))

@@ -11,8 +11,10 @@ from .registry import handles
 @handles(cmds.ReadRegisters)
 def read_registers(session, cmd: cmds.ReadRegisters) -> bytes:
     inferior = session.require_inferior()
-    tid = session.resolve_thread(cmd.thread)
-    return replies.hex_encode(session.table.read_all(inferior.registers(tid)))
+    thread = inferior.thread(session.resolve_thread(cmd.thread))
+    if thread.g_cache is None:
+        thread.g_cache = session.table.read_all(inferior.registers(thread.tid)).hex().encode()
+    return thread.g_cache
 
 
 @handles(cmds.WriteRegisters)

@@ -25,8 +25,8 @@ def _linux_signal(session, number: int | None) -> int:
 async def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> bytes:
     inferior = session.require_inferior()
     inferior.resume(actions, default)
-    event = await inferior.wait_for_stop(
-        prefer, report_no_resumed=session.state.features.get("no-resumed") is True)
+    event = await session.wait_for_stop(
+        inferior, prefer, session.state.features.get("no-resumed") is True)
     if event.is_exit:
         session.server.on_exit(event)
     elif event.tid in inferior.threads:

@@ -76,7 +76,8 @@ def xfer_write(session, cmd: cmds.XferWrite) -> bytes:
 def target_description(session, annex: str) -> bytes:
     if annex != "target.xml":
         raise KeyError(annex)
-    return session.table.target_xml().encode()
+    # lldb needs the vector encoding spelled out to read the zmm upper halves; gdb ignores it.
+    return session.table.target_xml(lldb_attributes=session.profile.name == "lldb").encode()
 
 
 @xfer_object("auxv")

@@ -55,8 +55,11 @@ def read_buildinfo(elf: ElfFile) -> BuildInfo | None:
     if section is not None and not section.nobits:
         start = section.offset
     else:
-        # Section headers gone: the header sits 16-byte aligned somewhere in the data.
+        # Section headers gone: the header sits 16-byte aligned somewhere in the data
+        # (the same bytes may also appear unaligned as a string constant).
         start = elf.buffer.find(MAGIC)
+        while start >= 0 and (start % 16 or elf.buffer[start + 14] != 8):
+            start = elf.buffer.find(MAGIC, start + 1)
         if start < 0:
             return None
     buf = elf.buffer

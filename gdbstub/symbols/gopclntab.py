@@ -26,6 +26,7 @@ API:
     Pclntab(data, offset, size, *, addr, text_start=None, gofunc=None, read_static=None)
         .layout ("1.16" | "1.18" | "1.20"), .nfunc, .quantum, .text_start, .text_end
         .func_at(pc) -> Func | None            .func_by_name(name) -> Func | None
+        .funcs_by_name(name) -> list[Func]     (assembly functions and their ABI wrappers)
         .funcs() -> Iterator[Func]             .func_name(func)
         .line_at(pc) -> (file, line)           (file "?" and line 0 when unknown)
         .frames_at(pc) -> list[SourceFrame]    (innermost first, inlined calls expanded)
@@ -209,7 +210,7 @@ class Pclntab:
         self._entry_base = 0 if self.layout == "1.16" else self.text_start
         self.text_end = self._entries[-1] + self._entry_base
         self._func_cache: dict[int, Func] = {}
-        self._by_name: dict[str, int] | None = None
+        self._by_name: dict[str, list[int]] | None = None
 
     # --- functions ---------------------------------------------------------------------
 
@@ -258,13 +259,19 @@ class Pclntab:
         return self._cstring(self._funcnames + name_off)
 
     def func_by_name(self, name: str) -> Func | None:
+        """The lowest-addressed function of that name (see funcs_by_name)."""
+        found = self.funcs_by_name(name)
+        return found[0] if found else None
+
+    def funcs_by_name(self, name: str) -> list[Func]:
+        """All functions of a name, by address. Assembly functions share their name with
+        their ABI wrapper (runtime.osyield and runtime.osyield.abi0 in the ELF symbols)."""
         if self._by_name is None:
-            table: dict[str, int] = {}
+            table: dict[str, list[int]] = {}
             for i in range(self.nfunc):
-                table.setdefault(self.func_name_at_index(i), i)
+                table.setdefault(self.func_name_at_index(i), []).append(i)
             self._by_name = table
-        i = self._by_name.get(name)
-        return None if i is None else self.func(i)
+        return [self.func(i) for i in self._by_name.get(name, ())]
 
     def parse_func(self, func: Func):
         """The full construct parse of a _func (slow; for inspection and tests)."""

@@ -27,6 +27,8 @@ from .threads import Resume, Thread, ThreadRegisters
 
 SI_KERNEL = 0x80
 SI_TKILL = -6
+# How many times to poll waitpid (yielding the CPU in between) before waiting on SIGCHLD.
+SPINS = 64
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
@@ -62,6 +64,8 @@ class Inferior:
         # Hooks for thread-level features layered on top (debug registers on new threads).
         self.debug_registers = DebugRegisters()
         self.on_new_thread: list = [self._apply_debug_registers]
+        # Collects pending wait statuses at once (the tracer's drain); set when traced.
+        self.poll = None
         self.release_hooks: list = []
 
     # -- facts ---------------------------------------------------------------------------
@@ -379,21 +383,59 @@ class Inferior:
 
     async def wait_for_stop(self, prefer: Iterable[int] = (), report_no_resumed: bool = False) -> StopEvent:
         """Wait until some thread has something to report, stop all threads, and report it."""
+        spins = SPINS  # only on the way in: later wake-ups come with their statuses drained
         while True:
-            if self.exit_event is not None:
-                self.exit_reported = True
-                return self.exit_event
-            if self._stopping_all():
-                await self.stop_all()
-                if self.exit_event is not None:
-                    continue
-                event = self._pick_event(list(prefer))
-                self._interrupt_requested = False
-                self.last_event = event
+            event = self.poll_for_stop(prefer, report_no_resumed, spins)
+            spins = 0
+            if event is not None:
                 return event
+            if self.exit_event is None and self._stopping_all():
+                await self.stop_all()
+                continue
+            await self._changed.wait()
+
+    def poll_for_stop(self, prefer: Iterable[int] = (), report_no_resumed: bool = False,
+                      spins: int = SPINS) -> StopEvent | None:
+        """The stop to report if it can be had without waiting long, else None.
+
+        A single step or a nearby breakpoint stops the program within microseconds: polling
+        waitpid for a moment (yielding the CPU to the tracee) answers it without a trip through
+        the signal handler and the event loop, which costs more than the step itself.
+        """
+        self._spin_until(lambda: self.exit_event is not None or self._stopping_all(), spins)
+        if self.exit_event is not None:
+            self.exit_reported = True
+            return self.exit_event
+        if not self._stopping_all():
             if report_no_resumed and not self.is_running():
                 return StopEvent(StopKind.NO_RESUMED, self.pid)
-            await self._changed.wait()
+            return None
+        self._interrupt_running_threads()
+        self._spin_until(self._all_stopped, spins)
+        if self.exit_event is not None:
+            self.exit_reported = True
+            return self.exit_event
+        if not self._all_stopped():
+            return None
+        event = self._pick_event(list(prefer))
+        self._interrupt_requested = False
+        self.last_event = event
+        return event
+
+    def _spin_until(self, done, spins: int) -> None:
+        poll = self.poll
+        if poll is None:
+            return
+        for _ in range(spins):
+            if done():
+                return
+            poll()
+            if done():
+                return
+            os.sched_yield()
+
+    def _all_stopped(self) -> bool:
+        return not any(t.running for t in self.threads.values())
 
     def _pick_event(self, prefer: list[int]) -> StopEvent:
         candidates = [t for t in self.threads.values() if t.pending is not None]
@@ -414,8 +456,7 @@ class Inferior:
         tid = prefer[0] if prefer and prefer[0] in self.threads else min(self.threads)
         return StopEvent(StopKind.INTERRUPTED, tid, signal.SIGINT)
 
-    async def stop_all(self) -> None:
-        """Stop every running thread and wait for each stop (or exit)."""
+    def _interrupt_running_threads(self) -> None:
         for thread in list(self.threads.values()):
             if thread.running and not thread.interrupt_sent:
                 try:
@@ -424,6 +465,11 @@ class Inferior:
                 except pt.PtraceError as exc:
                     if not pt.is_gone(exc):
                         raise
+
+    async def stop_all(self) -> None:
+        """Stop every running thread and wait for each stop (or exit)."""
+        self._interrupt_running_threads()
+        self._spin_until(lambda: self.exit_event is not None or self._all_stopped(), SPINS)
         while self.exit_event is None and any(t.running for t in self.threads.values()):
             with trio.move_on_after(0.2):
                 await self._changed.wait()

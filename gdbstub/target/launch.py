@@ -82,7 +82,8 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
         old_cwd = os.getcwd()
         os.chdir(cwd)
     try:
-        pid = os.posix_spawn("/bin/sh", argv, environ, file_actions=file_actions)
+        # The server blocks SIGCHLD (it reads it from a signalfd); the program starts unblocked.
+        pid = os.posix_spawn("/bin/sh", argv, environ, file_actions=file_actions, setsigmask=())
     finally:
         if old_cwd is not None:
             os.chdir(old_cwd)

@@ -35,12 +35,15 @@ class Thread:
     resume: Resume | None = None
     _gpr: bytes | None = None
     _fp: bytes | None = None
+    # The encoded 'g' reply for this stop (clients ask for it once or more per stop).
+    g_cache: bytes | None = None
     extra: dict = field(default_factory=dict)
 
     # -- registers -------------------------------------------------------------------------
     def invalidate(self) -> None:
         self._gpr = None
         self._fp = None
+        self.g_cache = None
 
     def gpr(self) -> bytes:
         if self._gpr is None:
@@ -50,6 +53,7 @@ class Thread:
     def set_gpr(self, data: bytes) -> None:
         pt.set_regs(self.tid, data)
         self._gpr = bytes(data)
+        self.g_cache = None
 
     def pc(self) -> int:
         return int.from_bytes(self.gpr()[_RIP:_RIP + 8], "little")
@@ -73,6 +77,7 @@ class Thread:
         else:
             pt.set_fpregs(self.tid, data)
         self._fp = bytes(data)
+        self.g_cache = None
 
 
 class ThreadRegisters:

@@ -1,0 +1,556 @@
+"""The Go runtime's view of a stopped process: goroutines, their threads, their stacks.
+
+Everything is read through a `read_memory(addr, size) -> bytes` callable (a live process, a
+core file, a byte buffer) plus the executable on disk (GoBinary); nothing here knows about
+ptrace or the remote protocol. Thread registers, when wanted, are passed in as ThreadState.
+
+Where things are (see also notes on the Go runtime):
+  * allgs ([]*g) and allglen: `runtime.allgs` / `runtime.allglen` symbols; in a stripped
+    binary, the RIP-relative data operands of runtime.allgadd, of which allgs is the one
+    holding (ptr, len, cap) with 0 < len <= cap and allglen another holding the same len.
+    An empty list means the runtime has not started yet: RuntimeNotReady, never a guess.
+  * wait reasons: runtime.waitReasonStrings (symbol, or the operands of
+    runtime.waitReason.String / runtime.goroutineheader: a [N]string whose [0] is "").
+  * allm (runtime.allm, or the operands of runtime.mcommoninit: an m whose g0.m points back).
+  * struct offsets: the generated table (go_offsets_table.py) row of the binary's Go minor
+    version, else the binary's own DWARF (go_dwarf_offsets.py), else NoOffsets.
+  * the current g of a thread: the TLS word at fs_base + tls_offset (-8 for Go's own
+    linker; cgo: -round_up(PT_TLS memsz, align) + runtime.tlsg). A g with goid 0 is a g0 or
+    gsignal: the thread is on the system stack and its user goroutine is g.m.curg.
+  * where a goroutine is: parked, g.sched; in a system call or C call, g.syscallpc/sp; running,
+    its thread's registers when they are on its stack, else the context the kernel saved for
+    the signal whose handler the thread runs (rt_sigframe above runtime.sigtramp), else
+    g.sched; with m.vdsoSP set, m.vdsoPC/SP (as runtime.traceback1 does).
+
+Each g struct is read in one read; a goroutine's stack is read in one window for unwinding.
+
+API:
+    GoRuntime(binary, read_memory, *, load_bias=0, offsets=None)
+        .goroutines(threads=(), include_dead=False) -> list[Goroutine]  (RuntimeNotReady)
+        .goroutine(goid, threads=()) -> Goroutine | None
+        .current_g(fs_base) -> int | None       .thread_goroutine(thread) -> (g, on_g0) | None
+        .backtrace(g, max_frames=1000) -> list[Frame]     (all logical frames, no elision)
+        .creator(g) -> Frame | None             (the go statement, physical function)
+        .threads_from_allm() -> dict[tid, goid | None]
+        .wait_reasons() -> list[str]            .wrapper_func_id, .offsets
+    ThreadState(tid, pc, sp, bp, fs_base)
+    Goroutine, Frame (dataclasses), GoRuntimeError, RuntimeNotReady, NoOffsets
+    G_IDLE ... G_DEADEXTRA, G_SCAN status constants
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from array import array
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from gdbstub.symbols.gobinary import GoBinary
+from gdbstub.symbols.go_dwarf_offsets import read_offsets
+from gdbstub.symbols.gopclntab import FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME
+from gdbstub.symbols.x86_operands import rip_relative_targets
+
+ReadMemory = Callable[[int, int], bytes]
+
+G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING = 0, 1, 2, 3, 4
+G_DEAD, G_COPYSTACK, G_PREEMPTED, G_LEAKED, G_DEADEXTRA = 6, 8, 9, 10, 11
+G_SCAN = 0x1000
+
+# Functions the runtime injects into a goroutine's stack (a signal, async preemption, a
+# debugger call): the frame under them stopped at a trapped instruction, not a call.
+INJECTED_CALLS = frozenset({"runtime.sigpanic", "runtime.asyncPreempt", "runtime.debugCallV2"})
+# Go's signal handler entry points, and the restorer its handler returns into.
+SIGNAL_TRAMPOLINES = frozenset({"runtime.sigtramp", "runtime.cgoSigtramp"})
+SIGNAL_RETURNS = frozenset({"runtime.sigreturn__sigaction", "runtime.sigreturn"})
+# struct ucontext (x86-64): uc_flags, uc_link, uc_stack (24 bytes), then mcontext gregs.
+_UC_MCONTEXT = 40
+_REG_RBP, _REG_RSP, _REG_RIP = 10, 15, 16
+_MAX_GOROUTINES = 50_000_000
+_STACK_WINDOW = 256 * 1024
+
+
+class GoRuntimeError(Exception):
+    """The Go runtime state cannot be read."""
+
+
+class RuntimeNotReady(GoRuntimeError):
+    """The process has not initialised the Go runtime yet (or is not a Go program)."""
+
+
+class NoOffsets(GoRuntimeError):
+    """No struct offsets for this Go version (not in the table, no DWARF)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """What the caller knows about one thread: registers and the TLS base."""
+    tid: int
+    pc: int
+    sp: int
+    bp: int
+    fs_base: int
+
+
+@dataclass(frozen=True, slots=True)
+class Goroutine:
+    addr: int
+    goid: int
+    status: int                 # without the _Gscan bit
+    scan: bool
+    wait_reason: str            # "" when the goroutine is not waiting or has no reason
+    start_pc: int               # g.startpc: the function of the go statement
+    start_function: str         # its name ("?" when not in the table)
+    go_pc: int                  # g.gopc: the go statement
+    parent_goid: int | None     # Go >= 1.21
+    m: int                      # address of the M running or holding it (0: none)
+    thread_id: int | None       # m.procid, the kernel thread id
+    locked_to_thread: bool
+    stack_lo: int
+    stack_hi: int
+    pc: int | None              # where to start unwinding (None: unavailable)
+    sp: int | None
+    bp: int | None
+    trap: bool                  # pc is an interrupted instruction, not a return address
+    location: str               # "sched", "syscall", "vdso", "registers", "signal" (the
+                                # context a signal interrupted) or "unavailable"
+    on_system_stack: bool = False   # its thread runs on g0/gsignal (registers are not its)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One logical frame (a function or a call inlined into it)."""
+    function: str
+    file: str
+    line: int
+    pc: int            # the physical frame's pc: a return address, or the trapped pc
+    sym_pc: int        # the pc its file:line were looked up at
+    sp: int
+    entry: int         # entry of the physical function
+    inlined: bool
+    func_id: int
+
+    @property
+    def offset(self) -> int | None:
+        """pc - entry, as Go prints `+0x..` (None for inlined frames or at the entry)."""
+        return None if self.inlined or self.pc <= self.entry else self.pc - self.entry
+
+
+class GoRuntime:
+    def __init__(self, binary: GoBinary, read_memory: ReadMemory, *, load_bias: int = 0,
+                 offsets: dict[str, int] | None = None) -> None:
+        self.binary = binary
+        self.pclntab = binary.pclntab
+        self.read_memory = read_memory
+        self.bias = load_bias
+        self.offsets = offsets or binary.offsets_row() or read_offsets(binary.elf)
+        if not self.offsets:
+            raise NoOffsets(f"no Go runtime struct offsets for {binary.version or 'this binary'}")
+        o = self.offsets
+        self._g_size = o["g_size"]
+        self._g_fields = [(name, o[key], fmt) for name, key, fmt in (
+            ("stack_lo", "g_stack_lo", "Q"), ("stack_hi", "g_stack_hi", "Q"),
+            ("m", "g_m", "Q"), ("sched_sp", "g_sched_sp", "Q"),
+            ("sched_pc", "g_sched_pc", "Q"), ("sched_bp", "g_sched_bp", "Q"),
+            ("syscallsp", "g_syscallsp", "Q"), ("syscallpc", "g_syscallpc", "Q"),
+            ("status", "g_atomicstatus", "I"), ("goid", "g_goid", "Q"),
+            ("waitreason", "g_waitreason", "B"), ("lockedm", "g_lockedm", "Q"),
+            ("gopc", "g_gopc", "Q"), ("startpc", "g_startpc", "Q"),
+            ("parent_goid", "g_parent_goid", "Q")) if o.get(key, -1) >= 0]
+        self._m_cache: dict[int, tuple[int, int, int, int]] = {}
+
+    # --- memory helpers --------------------------------------------------------------
+
+    def _u64(self, addr: int) -> int:
+        return struct.unpack("<Q", self.read_memory(addr, 8))[0]
+
+    def _safe_u64(self, addr: int) -> int | None:
+        try:
+            data = self.read_memory(addr, 8)
+        except OSError:
+            return None
+        return struct.unpack("<Q", data)[0] if len(data) == 8 else None
+
+    def _func_name(self, pc: int) -> str:
+        f = self.pclntab.func_at(pc - self.bias)
+        return "?" if f is None else f.name
+
+    def _operand_candidates(self, *functions: str) -> list[int]:
+        """Link addresses of data operands of functions (for stripped binaries)."""
+        ranges = self.binary.data_ranges()
+        out: set[int] = set()
+        for name in functions:
+            f = self.pclntab.func_by_name(name)
+            if f is None:
+                continue
+            code = self.binary.elf.read_static(f.entry, f.end - f.entry)
+            out.update(rip_relative_targets(code, f.entry, ranges))
+        return sorted(out)
+
+    # --- globals ---------------------------------------------------------------------
+
+    def _allgs_location(self) -> tuple[int, int]:
+        """Runtime addresses of (allgs slice header, allglen)."""
+        elf = self.binary.elf
+        allgs, allglen = elf.symbol("runtime.allgs"), elf.symbol("runtime.allglen")
+        if allgs is not None and allglen is not None:
+            return allgs.value + self.bias, allglen.value + self.bias
+        found = self._allgs_by_operands()
+        if found is None:
+            raise RuntimeNotReady("Go runtime not initialised yet (no goroutine list in memory)")
+        return found
+
+    @functools.cached_property
+    def _allgadd_operands(self) -> list[int]:
+        return [c + self.bias for c in self._operand_candidates("runtime.allgadd")]
+
+    def _allgs_by_operands(self) -> tuple[int, int] | None:
+        cands = self._allgadd_operands
+        values = {c: self._safe_u64(c) for c in cands}
+        for a in cands:
+            length, cap = self._safe_u64(a + 8), self._safe_u64(a + 16)
+            if not length or cap is None or not 0 < length <= cap <= _MAX_GOROUTINES:
+                continue
+            for c, v in values.items():
+                if v == length and c not in (a, a + 8, a + 16):
+                    return a, c
+        return None
+
+    def allg_addresses(self) -> list[int]:
+        allgs, allglen_addr = self._allgs_location()
+        ptr, _slice_len, _cap = struct.unpack("<QQQ", self.read_memory(allgs, 24))
+        length = self._u64(allglen_addr)
+        if length == 0 or ptr == 0:
+            raise RuntimeNotReady("Go runtime not initialised yet (no goroutines)")
+        if length > _MAX_GOROUTINES:
+            raise GoRuntimeError(f"implausible allglen {length}")
+        table = array("Q")
+        table.frombytes(self.read_memory(ptr, 8 * length))
+        return table.tolist()
+
+    @functools.cached_property
+    def _wait_reasons(self) -> list[str]:
+        count = self.offsets.get("wait_reason_count", -1)
+        sym = self.binary.elf.symbol("runtime.waitReasonStrings")
+        cands = [sym.value + self.bias] if sym is not None else [
+            c + self.bias for c in self._operand_candidates("runtime.waitReason.String",
+                                                            "runtime.goroutineheader")]
+        for addr in cands:
+            strings = self._string_array(addr, count if count > 0 else 128)
+            if strings:
+                return strings
+        return []
+
+    def _string_array(self, addr: int, max_count: int) -> list[str] | None:
+        """A [N]string of printable ASCII whose [0] is "" (the wait reason table), or None."""
+        try:
+            raw = self.read_memory(addr, 16 * max_count)
+        except OSError:
+            return None
+        if len(raw) < 32:
+            return None
+        out: list[str] = []
+        for i in range(len(raw) // 16):
+            ptr, length = struct.unpack_from("<QQ", raw, 16 * i)
+            if i == 0:
+                if length != 0:
+                    return None
+                out.append("")
+                continue
+            if not 0 < length < 80:
+                break
+            try:
+                text = self.read_memory(ptr, length)
+            except OSError:
+                break
+            if not text.isascii() or not text.decode().isprintable():
+                break
+            out.append(text.decode())
+        return out if len(out) >= 2 and (max_count == 128 or len(out) == max_count) else None
+
+    def wait_reasons(self) -> list[str]:
+        return list(self._wait_reasons)
+
+    @functools.cached_property
+    def tls_offset(self) -> int:
+        """Offset of the g pointer from fs_base."""
+        tls = self.binary.elf.tls_segment()
+        if tls is None:
+            return -8
+        align = max(tls.align, 1)
+        rounded = (tls.memsz + align - 1) // align * align
+        tlsg = self.binary.elf.symbol("runtime.tlsg")
+        return -rounded + (tlsg.value if tlsg is not None else 0)
+
+    @functools.cached_property
+    def wrapper_func_id(self) -> int:
+        return self.binary.wrapper_func_id
+
+    # --- Ms and threads --------------------------------------------------------------
+
+    def _m_info(self, m: int) -> tuple[int, int, int, int]:
+        """(procid, curg, g0, alllink) of an M."""
+        info = self._m_cache.get(m)
+        if info is None:
+            o = self.offsets
+            hi = max(o["m_procid"], o["m_curg"], o["m_g0"], o["m_alllink"]) + 8
+            raw = self.read_memory(m, hi)
+            info = tuple(struct.unpack_from("<Q", raw, o[k])[0]
+                         for k in ("m_procid", "m_curg", "m_g0", "m_alllink"))  # type: ignore
+            self._m_cache[m] = info  # type: ignore[assignment]
+        return info  # type: ignore[return-value]
+
+    def current_g(self, fs_base: int) -> int | None:
+        if not fs_base:
+            return None
+        g = self._safe_u64(fs_base + self.tls_offset)
+        return g or None
+
+    def thread_goroutine(self, thread: ThreadState) -> tuple[int, bool] | None:
+        """(user g address, thread is on the system stack) for a thread, or None."""
+        g = self.current_g(thread.fs_base)
+        if g is None:
+            return None
+        goid = self._safe_u64(g + self.offsets["g_goid"])
+        if goid:
+            return g, False
+        m = self._safe_u64(g + self.offsets["g_m"])
+        if not m:
+            return None
+        curg = self._m_info(m)[1]
+        return (curg, True) if curg else None
+
+    @functools.cached_property
+    def _allm_address(self) -> int | None:
+        sym = self.binary.elf.symbol("runtime.allm")
+        if sym is not None:
+            return sym.value + self.bias
+        o = self.offsets
+        for c in self._operand_candidates("runtime.mcommoninit"):
+            m = self._safe_u64(c + self.bias)
+            if not m:
+                continue
+            g0 = self._safe_u64(m + o["m_g0"])
+            if g0 and self._safe_u64(g0 + o["g_m"]) == m:
+                return c + self.bias
+        return None
+
+    def threads_from_allm(self) -> dict[int, int | None]:
+        """Kernel thread id -> goid of the goroutine its M runs (None when idle)."""
+        head = self._allm_address
+        if head is None:
+            raise RuntimeNotReady("cannot find runtime.allm")
+        out: dict[int, int | None] = {}
+        m = self._u64(head)
+        seen: set[int] = set()
+        while m and m not in seen and len(seen) < 100_000:
+            seen.add(m)
+            self._m_cache.pop(m, None)
+            procid, curg, _g0, alllink = self._m_info(m)
+            out[procid] = self._u64(curg + self.offsets["g_goid"]) if curg else None
+            m = alllink
+        return out
+
+    # --- goroutines ------------------------------------------------------------------
+
+    def goroutines(self, threads: Iterable[ThreadState] = (),
+                   include_dead: bool = False) -> list[Goroutine]:
+        on_thread: dict[int, tuple[ThreadState, bool]] = {}
+        for t in threads:
+            found = self.thread_goroutine(t)
+            if found is not None:
+                on_thread.setdefault(found[0], (t, found[1]))
+        self._m_cache.clear()
+        out = []
+        size = self._g_size
+        for addr in self.allg_addresses():
+            raw = self.read_memory(addr, size)
+            g = self._decode(addr, raw, on_thread.get(addr), include_dead)
+            if g is not None:
+                out.append(g)
+        return out
+
+    def goroutine(self, goid: int, threads: Iterable[ThreadState] = ()) -> Goroutine | None:
+        return next((g for g in self.goroutines(threads) if g.goid == goid), None)
+
+    def _decode(self, addr: int, raw: bytes, thread: tuple[ThreadState, bool] | None,
+                include_dead: bool) -> Goroutine | None:
+        v = {name: struct.unpack_from("<" + fmt, raw, off)[0]
+             for name, off, fmt in self._g_fields}
+        status = v["status"] & ~G_SCAN
+        if not include_dead and status in (G_DEAD, G_DEADEXTRA):
+            return None
+        reason = ""
+        if status in (G_WAITING, G_LEAKED) and v["waitreason"]:
+            reasons = self._wait_reasons
+            reason = reasons[v["waitreason"]] if v["waitreason"] < len(reasons) else \
+                "unknown wait reason"
+        m = v["m"]
+        tid = self._m_info(m)[0] if m else None
+        if thread is not None:
+            tid = thread[0].tid
+        pc, sp, bp, trap, where, on_g0 = self._start_point(v, m, status, thread)
+        return Goroutine(
+            addr=addr, goid=v["goid"], status=status, scan=bool(v["status"] & G_SCAN),
+            wait_reason=reason, start_pc=v["startpc"], start_function=self._func_name(v["startpc"]),
+            go_pc=v["gopc"], parent_goid=v.get("parent_goid"), m=m, thread_id=tid,
+            locked_to_thread=bool(v["lockedm"]), stack_lo=v["stack_lo"], stack_hi=v["stack_hi"],
+            pc=pc, sp=sp, bp=bp, trap=trap, location=where, on_system_stack=on_g0)
+
+    def _start_point(self, v: dict[str, int], m: int, status: int,
+                     thread: tuple[ThreadState, bool] | None):
+        """(pc, sp, bp, trap, location, on_g0) to unwind from, as runtime.traceback1 picks,
+        plus the registers of the thread of a running goroutine."""
+        context = None
+        if status == G_RUNNING and thread is not None:
+            context = self._thread_context(thread[0], v["stack_lo"], v["stack_hi"])
+        if context is not None:
+            pc, sp, bp, trap, where = context
+        elif status == G_RUNNING and thread is None and not v["syscallsp"]:
+            return None, None, None, False, "unavailable", False
+        elif v["syscallsp"]:
+            pc, sp, bp, trap, where = v["syscallpc"], v["syscallsp"], 0, False, "syscall"
+        else:
+            # Parked, or running on the system stack (systemstack/mcall saved g.sched).
+            pc, sp, bp, trap, where = v["sched_pc"], v["sched_sp"], v["sched_bp"], False, "sched"
+        if m:
+            o = self.offsets
+            vdso_sp = self._safe_u64(m + o["m_vdso_sp"]) if o.get("m_vdso_sp", -1) >= 0 else 0
+            if vdso_sp:
+                pc, sp, bp, trap, where = self._u64(m + o["m_vdso_pc"]), vdso_sp, 0, False, "vdso"
+        return pc, sp, bp, trap, where, bool(thread and thread[1])
+
+    def _thread_context(self, t: ThreadState, lo: int, hi: int):
+        """The goroutine's own (pc, sp, bp, trap, location) from its thread's registers: the
+        registers themselves when they are on its stack, else the context interrupted by a
+        signal whose handler the thread is running (found through the kernel's signal frame).
+        None when neither is on the goroutine's stack."""
+        pc, sp, bp, where = t.pc, t.sp, t.bp, "registers"
+        for _ in range(4):  # signals may nest
+            if lo <= sp < hi:
+                return pc, sp, bp, True, where
+            ctx = self._signal_context(pc, sp)
+            if ctx is None:
+                return None
+            pc, sp, bp = ctx
+            where = "signal"
+        return None
+
+    def _signal_context(self, pc: int, sp: int) -> tuple[int, int, int] | None:
+        """(rip, rsp, rbp) saved by the kernel for a signal whose Go handler runs at pc/sp."""
+        try:
+            for f, fpc, fsp in self._physical_frames(pc, sp, True, False,
+                                                     _StackWindow(self.read_memory, sp, 0), 64):
+                if f.name in SIGNAL_RETURNS:
+                    uc = fsp                 # its pretcode was popped by the handler's RET
+                elif f.name in SIGNAL_TRAMPOLINES:
+                    delta = self.pclntab.sp_delta(f, fpc - self.bias)
+                    if delta < 0:
+                        return None
+                    uc = fsp + delta + 8     # just above the return address (pretcode)
+                else:
+                    continue
+                gregs = self.read_memory(uc + _UC_MCONTEXT, 8 * 17)
+                regs = struct.unpack("<17Q", gregs)
+                return regs[_REG_RIP], regs[_REG_RSP], regs[_REG_RBP]
+        except OSError:
+            return None
+        return None
+
+    # --- stacks ----------------------------------------------------------------------
+
+    def backtrace(self, g: Goroutine, max_frames: int = 1000) -> list[Frame]:
+        """All logical frames from g's pc/sp outwards, innermost first (no elision)."""
+        if g.pc is None or g.sp is None:
+            return []
+        stack = _StackWindow(self.read_memory, g.sp, g.stack_hi)
+        return self.unwind(g.pc, g.sp, trap=g.trap, syscall=g.location == "syscall",
+                           stack=stack, max_frames=max_frames)
+
+    def unwind(self, pc: int, sp: int, *, trap: bool = False, syscall: bool = False,
+               stack: _StackWindow | None = None, max_frames: int = 1000) -> list[Frame]:
+        """Logical frames from pc/sp, unwinding with .gopclntab frame sizes."""
+        stack = stack or _StackWindow(self.read_memory, sp, 0)
+        pcln, bias = self.pclntab, self.bias
+        frames: list[Frame] = []
+        for f, fpc, fsp, ftrap in self._physical_frames(pc, sp, trap, syscall, stack,
+                                                        max_frames, with_trap=True):
+            link_pc = fpc - bias
+            sym = link_pc if ftrap or link_pc == f.entry else link_pc - 1
+            for sf in pcln.inline_frames(f, sym):
+                frames.append(Frame(sf.function, sf.file, sf.line, fpc, sym + bias, fsp,
+                                    f.entry + bias, sf.inlined, sf.func_id))
+            if len(frames) >= max_frames:
+                break
+        return frames[:max_frames]
+
+    def _physical_frames(self, pc: int, sp: int, trap: bool, syscall: bool,
+                         stack: _StackWindow, limit: int, with_trap: bool = False):
+        """Yield (func, pc, sp[, trap]) per physical frame, as the runtime's unwinder on amd64
+        walks them: frame size from pcsp, return address just below the caller's sp; stop at
+        TOPFRAME or SPWRITE functions, an unknown pc or a zero return address. A frame under
+        an injected call (sigpanic, asyncPreempt) is at a trapped instruction."""
+        pcln, bias = self.pclntab, self.bias
+        if pc == 0:  # a call through a nil func value: start in the caller
+            pc = stack.word(sp)
+            sp += 8
+        innermost = True
+        for _ in range(limit):
+            f = pcln.func_at(pc - bias)
+            if f is None:
+                return
+            yield (f, pc, sp, trap) if with_trap else (f, pc, sp)
+            if f.pcsp == 0:
+                return
+            flag = f.flag
+            if f.name == "runtime.cgocallback" or (innermost and syscall):
+                flag &= ~FUNC_FLAG_SPWRITE
+            if flag & (FUNC_FLAG_TOPFRAME | FUNC_FLAG_SPWRITE):
+                return
+            delta = pcln.sp_delta(f, pc - bias)
+            if delta < 0:
+                return
+            fp = sp + delta + 8
+            try:
+                lr = stack.word(fp - 8)
+            except OSError:
+                return
+            if lr == 0 or (lr == pc and fp == sp):
+                return
+            trap = f.name in INJECTED_CALLS
+            pc, sp = lr, fp
+            innermost = False
+
+    def creator(self, g: Goroutine) -> Frame | None:
+        """The go statement that created g: its physical function and file:line."""
+        f = self.pclntab.func_at(g.go_pc - self.bias)
+        if f is None:
+            return None
+        link = g.go_pc - self.bias
+        sym = link - 1 if link > f.entry else link
+        file, line = self.pclntab.func_line(f, sym)
+        return Frame(f.name, file, line, g.go_pc, sym + self.bias, 0, f.entry + self.bias,
+                     False, f.func_id)
+
+
+class _StackWindow:
+    """One read of [sp, hi) (capped), serving 8-byte words; reads outside it go to memory."""
+
+    def __init__(self, read_memory: ReadMemory, sp: int, hi: int) -> None:
+        self._read = read_memory
+        self._lo = sp
+        self._data = b""
+        if sp < hi <= sp + _STACK_WINDOW:
+            try:
+                self._data = read_memory(sp, hi - sp)
+            except OSError:
+                self._data = b""
+
+    def word(self, addr: int) -> int:
+        off = addr - self._lo
+        if 0 <= off and off + 8 <= len(self._data):
+            return struct.unpack_from("<Q", self._data, off)[0]
+        data = self._read(addr, 8)
+        if len(data) != 8:
+            raise OSError(f"short read at {addr:#x}")
+        return struct.unpack("<Q", data)[0]
