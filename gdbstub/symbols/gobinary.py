@@ -140,7 +140,10 @@ class GoBinary:
         md = self.moduledata
         if rodata is None or md is None:
             return None
-        words = struct.unpack("<64Q", self.elf.read_static(md, 8 * 64))
+        try:
+            words = struct.unpack("<64Q", self.elf.read_static(md, 8 * 64))
+        except ValueError:
+            return None
         hits = [i for i, w in enumerate(words) if w == rodata.addr]
         return words[hits[-1] + 1] if hits else None
 

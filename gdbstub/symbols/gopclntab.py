@@ -23,17 +23,21 @@ paths (functab bisection, _func fields, varints) use struct, array and bisect. N
 decoded when the table is opened except the header and the functab array.
 
 API:
-    Pclntab(data, offset, size, *, addr, text_start=None, gofunc=None, read_static=None)
+    Pclntab(data, offset=0, size=None, *, addr=0, text_start=None, gofunc=None,
+            read_static=None)                  (data: bytes or an mmap of the whole file)
         .layout ("1.16" | "1.18" | "1.20"), .nfunc, .quantum, .text_start, .text_end
         .func_at(pc) -> Func | None            .func_by_name(name) -> Func | None
         .funcs_by_name(name) -> list[Func]     (assembly functions and their ABI wrappers)
-        .funcs() -> Iterator[Func]             .func_name(func)
+        .funcs() -> Iterator[Func]             .parse_func(func) (construct, for inspection)
         .line_at(pc) -> (file, line)           (file "?" and line 0 when unknown)
+        .func_line(func, pc) -> (file, line)
         .frames_at(pc) -> list[SourceFrame]    (innermost first, inlined calls expanded)
+        .inline_frames(func, sym_pc) -> list[SourceFrame]
         .sp_delta(func, pc) -> int             (-1 when the function has no pcsp table)
         .pcdata_value(func, table, pc) -> int  .funcdata_addr(func, index) -> int | None
     Func: entry, end, name, func_id, flag, and the raw _func fields
     SourceFrame: function, file, line, func_id, inlined
+    PC_HEADER, func_struct(layout): the construct definitions
     PclntabError, UnsupportedPclntab, find_pclntab_magic(buffer) -> int
 """
 
@@ -60,6 +64,7 @@ FUNC_FLAG_SPWRITE = 2
 FUNC_FLAG_ASM = 4
 
 ReadStatic = Callable[[int, int], bytes]
+_PC_CACHE_SIZE = 1 << 16
 
 
 class PclntabError(ValueError):
@@ -210,6 +215,8 @@ class Pclntab:
         self._entry_base = 0 if self.layout == "1.16" else self.text_start
         self.text_end = self._entries[-1] + self._entry_base
         self._func_cache: dict[int, Func] = {}
+        self._pc_cache: dict[tuple[int, int, int], int] = {}
+        self._inline_cache: dict[tuple[int, int], list[SourceFrame]] = {}
         self._by_name: dict[str, list[int]] | None = None
 
     # --- functions ---------------------------------------------------------------------
@@ -283,6 +290,18 @@ class Pclntab:
     def _pcvalue(self, table_off: int, entry: int, target: int) -> int:
         if table_off == 0:
             return -1
+        # Goroutine stacks repeat the same few return addresses: memoise.
+        key = (table_off, entry, target)  # tables are shared between functions
+        cached = self._pc_cache.get(key)
+        if cached is not None:
+            return cached
+        value = self._decode_pcvalue(table_off, entry, target)
+        if len(self._pc_cache) >= _PC_CACHE_SIZE:
+            self._pc_cache.clear()
+        self._pc_cache[key] = value
+        return value
+
+    def _decode_pcvalue(self, table_off: int, entry: int, target: int) -> int:
         data = self._data
         p = self._pctab + table_off
         quantum = self.quantum
@@ -378,6 +397,16 @@ class Pclntab:
 
     def inline_frames(self, func: Func, pc: int) -> list[SourceFrame]:
         """Logical frames at a symbolisation pc of func, innermost first (runtime's inlineUnwinder)."""
+        key = (func.index, pc)
+        cached = self._inline_cache.get(key)
+        if cached is None:
+            cached = self._inline_frames(func, pc)
+            if len(self._inline_cache) >= _PC_CACHE_SIZE:
+                self._inline_cache.clear()
+            self._inline_cache[key] = cached
+        return list(cached)
+
+    def _inline_frames(self, func: Func, pc: int) -> list[SourceFrame]:
         frames: list[SourceFrame] = []
         tree = self.funcdata_addr(func, FUNCDATA_INL_TREE) \
             if func.nfuncdata > FUNCDATA_INL_TREE else None

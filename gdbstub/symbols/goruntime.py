@@ -25,11 +25,12 @@ Where things are (see also notes on the Go runtime):
 Each g struct is read in one read; a goroutine's stack is read in one window for unwinding.
 
 API:
-    GoRuntime(binary, read_memory, *, load_bias=0, offsets=None)
+    GoRuntime(binary, read_memory, *, load_bias=0, offsets=None)   (bias: runtime - link address)
         .goroutines(threads=(), include_dead=False) -> list[Goroutine]  (RuntimeNotReady)
         .goroutine(goid, threads=()) -> Goroutine | None
         .current_g(fs_base) -> int | None       .thread_goroutine(thread) -> (g, on_g0) | None
         .backtrace(g, max_frames=1000) -> list[Frame]     (all logical frames, no elision)
+        .unwind(pc, sp, trap=False, syscall=False) -> list[Frame]   (from any pc/sp)
         .creator(g) -> Frame | None             (the go statement, physical function)
         .threads_from_allm() -> dict[tid, goid | None]
         .wait_reasons() -> list[str]            .wrapper_func_id, .offsets
@@ -158,6 +159,7 @@ class GoRuntime:
             ("gopc", "g_gopc", "Q"), ("startpc", "g_startpc", "Q"),
             ("parent_goid", "g_parent_goid", "Q")) if o.get(key, -1) >= 0]
         self._m_cache: dict[int, tuple[int, int, int, int]] = {}
+        self._allm: int | None = None
 
     # --- memory helpers --------------------------------------------------------------
 
@@ -320,11 +322,14 @@ class GoRuntime:
         curg = self._m_info(m)[1]
         return (curg, True) if curg else None
 
-    @functools.cached_property
     def _allm_address(self) -> int | None:
+        """Runtime address of runtime.allm (found once the runtime has made an M)."""
+        if self._allm is not None:
+            return self._allm
         sym = self.binary.elf.symbol("runtime.allm")
         if sym is not None:
-            return sym.value + self.bias
+            self._allm = sym.value + self.bias
+            return self._allm
         o = self.offsets
         for c in self._operand_candidates("runtime.mcommoninit"):
             m = self._safe_u64(c + self.bias)
@@ -332,12 +337,13 @@ class GoRuntime:
                 continue
             g0 = self._safe_u64(m + o["m_g0"])
             if g0 and self._safe_u64(g0 + o["g_m"]) == m:
-                return c + self.bias
+                self._allm = c + self.bias
+                return self._allm
         return None
 
     def threads_from_allm(self) -> dict[int, int | None]:
         """Kernel thread id -> goid of the goroutine its M runs (None when idle)."""
-        head = self._allm_address
+        head = self._allm_address()
         if head is None:
             raise RuntimeNotReady("cannot find runtime.allm")
         out: dict[int, int | None] = {}
@@ -355,12 +361,12 @@ class GoRuntime:
 
     def goroutines(self, threads: Iterable[ThreadState] = (),
                    include_dead: bool = False) -> list[Goroutine]:
+        self._m_cache.clear()  # Ms change between stops
         on_thread: dict[int, tuple[ThreadState, bool]] = {}
         for t in threads:
             found = self.thread_goroutine(t)
             if found is not None:
                 on_thread.setdefault(found[0], (t, found[1]))
-        self._m_cache.clear()
         out = []
         size = self._g_size
         for addr in self.allg_addresses():

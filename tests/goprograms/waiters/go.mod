@@ -1,0 +1,3 @@
+module waiters
+
+go 1.19

@@ -1,0 +1,279 @@
+"""Goroutines read from a frozen Go process, against the program's own runtime.Stack dump.
+
+tests/goprograms/waiters parks goroutines in ~20 known states (channel, select, sleep,
+mutexes, cond, network poller, a raw read(2), a C call in the cgo build, a locked thread,
+recursion, generics, wrappers, inlined calls), spins one, writes runtime.Stack(all) and
+parks main in stopHere. Every goroutine of that dump must be listed with the same id and
+the same header, and must print the same frames (function, file:line, +offset) and the same
+"created by" line once Go's elision rules are applied. Versions 1.19, 1.21 and 1.27, with
+DWARF and stripped (-s -w), and a cgo build.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from godump import DumpGoroutine, parse_dump
+from goprocess import FrozenGoProcess
+from gotoolchains import build, go_tool, goroot
+from gdbstub.symbols import gotraceback as tb
+from gdbstub.symbols.elf_file import parse_proc_maps
+from gdbstub.symbols.gobinary import GoBinary
+from gdbstub.symbols.goruntime import (G_RUNNING, G_SYSCALL, Goroutine, GoRuntime,
+                                       ThreadState)
+
+SOURCE = Path(__file__).parent / "goprograms" / "waiters" / "main.go"
+# (minor, cgo, stripped, pie)
+BUILDS = [("1.19", False, False, False), ("1.19", False, True, False),
+          ("1.21", False, False, False), ("1.21", False, True, False),
+          ("1.27", False, False, False), ("1.27", False, True, False),
+          ("1.27", True, False, False), ("1.27", True, True, False),
+          ("1.19", False, True, True), ("1.27", False, True, True)]
+
+
+def _marks(path: Path) -> dict[str, int]:
+    return {line.split("// MARK:")[1].strip(): n
+            for n, line in enumerate(path.read_text().splitlines(), 1) if "// MARK:" in line}
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1)
+                if line.strip() == text)
+
+
+@dataclass
+class Frozen:
+    minor: str
+    cgo: bool
+    stripped: bool
+    pie: bool
+    bias: int
+    process: FrozenGoProcess
+    binary: GoBinary
+    runtime: GoRuntime
+    threads: list[ThreadState]
+    goroutines: dict[int, Goroutine]
+    dump: list[DumpGoroutine]
+    list_seconds: float
+
+
+def _auxv_entry(pid: int) -> int:
+    raw = Path(f"/proc/{pid}/auxv").read_bytes()
+    pairs = struct.iter_unpack("<QQ", raw)
+    return next(value for key, value in pairs if key == 9)  # AT_ENTRY
+
+
+def _freeze(process: FrozenGoProcess, binary: GoBinary, bias: int):
+    """Freeze once main is parked in stopHere (it prints "ready" just before)."""
+    for _ in range(20):
+        time.sleep(0.1)
+        process.freeze()
+        threads = process.thread_states()
+        runtime = GoRuntime(binary, process.read_memory, load_bias=bias)
+        start = time.perf_counter()
+        listed = runtime.goroutines(threads)
+        elapsed = time.perf_counter() - start
+        main = next(g for g in listed if g.goid == 1)
+        if main.status != G_RUNNING and main.wait_reason == "chan receive":
+            return runtime, threads, listed, elapsed
+        process.thaw()
+    raise AssertionError("main never parked in stopHere")
+
+
+@pytest.fixture(scope="module", params=BUILDS,
+                ids=[f"go{m}{'-cgo' if c else ''}{'-pie' if p else ''}-"
+                     f"{'stripped' if s else 'dwarf'}" for m, c, s, p in BUILDS])
+def frozen(request, tmp_path_factory):
+    minor, cgo, stripped, pie = request.param
+    path = build(minor, "waiters", cgo=cgo, stripped=stripped, pie=pie)
+    process = FrozenGoProcess(path, tmp_path_factory.mktemp("dump") / "dump.txt")
+    try:
+        binary = GoBinary(path)
+        assert binary.elf.has_symtab != stripped and binary.elf.is_pie == pie
+        bias = binary.elf.load_bias_from_maps(
+            parse_proc_maps(Path(f"/proc/{process.pid}/maps").read_text()))
+        assert bias == binary.elf.load_bias_from_entry(_auxv_entry(process.pid))
+        assert (bias != 0) == pie
+        runtime, threads, listed, elapsed = _freeze(process, binary, bias)
+        yield Frozen(minor, cgo, stripped, pie, bias, process, binary, runtime, threads,
+                     {g.goid: g for g in listed}, parse_dump(process.dump()), elapsed)
+    finally:
+        process.close()
+
+
+def _others(f: Frozen) -> list[DumpGoroutine]:
+    """The dump without its first block (the goroutine that wrote it)."""
+    assert f.dump[0].goid == 1 and f.dump[0].state == "running"
+    return f.dump[1:]
+
+
+def _is_spinner(d: DumpGoroutine) -> bool:
+    return d.created_by is not None and d.created_by[2] == _line_of(SOURCE, "go spin()")
+
+
+def test_dump_goroutines_have_same_header_frames_and_creator(frozen):
+    f, rt = frozen, frozen.runtime
+    for d in _others(f):
+        g = f.goroutines.get(d.goid)
+        assert g is not None, f"goroutine {d.goid} missing"
+        creator = rt.creator(g)
+        shown = creator if tb.shows_creator(g, creator, rt.wrapper_func_id) else None
+        assert (shown.function, shown.file, shown.line) == d.created_by
+        if d.parent_goid is not None:
+            assert g.parent_goid == d.parent_goid
+        if _is_spinner(d):
+            continue  # it runs: its state and stack at the dump are not its state now
+        assert tb.goroutine_header(g) == d.header
+        frames = tb.visible_frames(rt.backtrace(g), rt.wrapper_func_id)
+        assert [(tb.func_name_for_print(fr.function), fr.file, fr.line) for fr in frames] \
+            == d.frames, f"goroutine {d.goid}"
+
+
+def _normalise(block: str) -> str:
+    # Go prints argument words; pclntab alone cannot recover them, so both sides say (...).
+    return re.sub(r"^(\S.*)\(.*\)$", r"\1(...)", block, flags=re.M)
+
+
+def test_formatted_text_equals_dump_text(frozen):
+    f = frozen
+    text = (Path(f.process.dump_path)).read_text().strip().split("\n\n")
+    blocks = {int(b.split()[1]): b for b in text}
+    for d in _others(f):
+        if _is_spinner(d):
+            continue
+        ours = tb.format_goroutine(f.runtime, f.goroutines[d.goid])
+        assert _normalise(ours) == _normalise(blocks[d.goid])
+
+
+def test_user_goroutines_are_exactly_the_dumped_ones(frozen):
+    f = frozen
+    users = {g.goid for g in f.goroutines.values() if not tb.is_system_goroutine(g)}
+    assert users == {d.goid for d in f.dump}
+    # main, plus one per go statement in main (and the cgo file's).
+    started = [line for line in SOURCE.read_text().splitlines() if line.startswith("\tgo ")]
+    assert len(users) == 1 + len(started) + (1 if f.cgo else 0)
+
+
+def test_main_goroutine_parked_in_stopHere(frozen):
+    f, rt = frozen, frozen.runtime
+    main = f.goroutines[1]
+    assert main.location == "sched" and main.thread_id is None
+    frames = tb.visible_frames(rt.backtrace(main), rt.wrapper_func_id)
+    marks = _marks(SOURCE)
+    assert [(fr.function, fr.file, fr.line) for fr in frames] == [
+        ("main.stopHere", str(SOURCE), marks["stopHere"]),
+        ("main.main", str(SOURCE), _line_of(SOURCE, "stopHere(block)"))]
+    assert tb.user_frame(rt.backtrace(main)).function == "main.stopHere"
+    assert rt.creator(main) is not None and not tb.shows_creator(main, rt.creator(main),
+                                                                  rt.wrapper_func_id)
+
+
+def test_spinning_goroutine_is_found_from_its_thread(frozen):
+    f, rt = frozen, frozen.runtime
+    spinner = next(g for g in f.goroutines.values() if g.start_function == "main.spin")
+    top = tb.visible_frames(rt.backtrace(spinner), rt.wrapper_func_id)[0]
+    assert (top.function, top.file) == ("main.spin", str(SOURCE))
+    if spinner.status == G_RUNNING and spinner.location == "registers":
+        regs = next(t for t in f.threads if t.tid == spinner.thread_id)
+        assert (spinner.pc, spinner.sp, top.pc) == (regs.pc, regs.sp, regs.pc)
+    if spinner.status == G_RUNNING:  # usually; it may also sit preempted at a stop
+        # Its thread may be in the preemption signal's handler: then the goroutine is where
+        # the signal interrupted it. Either way it is in main.spin, on its own stack; the
+        # loop's back edge is attributed to line 1 by the compiler: trust addr2line, run on
+        # the DWARF twin (same layout; addr2line misplaces text in stripped cgo builds).
+        assert spinner.location in ("registers", "signal")
+        assert spinner.stack_lo <= spinner.sp < spinner.stack_hi
+        # Go 1.19's addr2line answers "?" for every PIE address; 1.27's reads them right.
+        twin = build(f.minor, "waiters", cgo=f.cgo, stripped=False, pie=f.pie)
+        out = go_tool("1.27" if f.pie else f.minor, "addr2line", str(twin),
+                      stdin=f"{spinner.pc - f.bias:#x}\n")
+        assert out.splitlines() == ["main.spin", f"{SOURCE}:{top.line}"]
+
+
+def test_syscall_goroutine_runs_on_a_process_thread(frozen):
+    f, rt = frozen, frozen.runtime
+    g = next(g for g in f.goroutines.values()
+             if any(fr.function == "main.syscaller" for fr in rt.backtrace(g)))
+    assert g.status == G_SYSCALL and g.location == "syscall"
+    assert g.thread_id in {t.tid for t in f.threads}
+    # The kernel agrees: that thread is inside read(2) (orig_rax 0), and the others are not
+    # (the program makes no other read(2) call that blocks).
+    in_read = {tid for tid, nr in f.process.orig_rax.items() if nr == 0}
+    assert g.thread_id in in_read
+
+
+def test_tls_and_allm_agree(frozen):
+    f, rt = frozen, frozen.runtime
+    allm = rt.threads_from_allm()
+    assert len(allm) >= 2 and set(allm) <= {t.tid for t in f.threads} | {0}
+    assert any(goid is not None for goid in allm.values())  # the spinner's or syscaller's M
+    for t in f.threads:
+        found = rt.thread_goroutine(t)
+        if t.tid not in allm:
+            continue
+        want = allm[t.tid]
+        got = None if found is None else rt._u64(found[0] + rt.offsets["g_goid"])
+        assert got == want, f"thread {t.tid}"
+
+
+def test_wait_reasons_equal_toolchain_source(frozen):
+    """runtime.waitReasonStrings (found by symbol, or by operand scan when stripped) holds the
+    strings of the toolchain's runtime2.go, indexed by the waitReason iota constants."""
+    text = (goroot(frozen.minor) / "src" / "runtime" / "runtime2.go").read_text()
+    consts = text[text.index("waitReasonZero "):]
+    names = [line.split("//")[0].split()[0] for line in consts[:consts.index("\n)")].splitlines()
+             if line.split("//")[0].strip()]
+    body = text[text.index("var waitReasonStrings = [...]string{"):]
+    strings = dict(re.findall(r'^\s*(\w+):\s*"((?:[^"\\]|\\.)*)",', body[:body.index("\n}")],
+                              flags=re.M))
+    assert len(strings) > 20
+    assert frozen.runtime.wait_reasons() == [strings[n] for n in names if n in strings]
+
+
+@pytest.mark.parametrize("minor,cgo,stripped", [("1.19", False, False), ("1.27", False, True),
+                                                ("1.27", True, True)],
+                         ids=["go1.19-dwarf", "go1.27-stripped", "go1.27-cgo-stripped"])
+def test_running_goroutine_interrupted_by_a_signal(minor, cgo, stripped, tmp_path):
+    """A thread stopped on the first instruction of Go's signal handler: its goroutine is
+    where the signal interrupted it (the kernel's saved context), not in the handler."""
+    path = build(minor, "waiters", cgo=cgo, stripped=stripped)
+    twin = build(minor, "waiters", cgo=cgo, stripped=False)
+    process = FrozenGoProcess(path, tmp_path / "dump.txt")
+    try:
+        binary = GoBinary(path)
+        for _ in range(20):
+            time.sleep(0.05)
+            process.freeze()
+            threads = process.thread_states()
+            names = go_tool(minor, "addr2line", str(twin),
+                            stdin="".join(f"{t.pc:#x}\n" for t in threads)).splitlines()[::2]
+            spinning = [t for t, name in zip(threads, names) if name == "main.spin"]
+            if spinning:
+                break
+            process.thaw()
+        else:
+            pytest.fail("never caught main.spin on a thread")
+        before, inside = process.enter_signal_handler(spinning[0].tid, signal.SIGURG)
+        handler = go_tool(minor, "addr2line", str(twin), stdin=f"{inside.pc:#x}\n").split()[0]
+        assert handler in ("runtime.sigtramp", "runtime.cgoSigtramp")
+        threads = [inside if t.tid == inside.tid else t for t in threads]
+        runtime = GoRuntime(binary, process.read_memory)
+        spinner = next(g for g in runtime.goroutines(threads) if g.start_function == "main.spin")
+        assert (spinner.location, spinner.thread_id) == ("signal", inside.tid)
+        assert (spinner.pc, spinner.sp) == (before.pc, before.sp)
+        assert tb.visible_frames(runtime.backtrace(spinner),
+                                 runtime.wrapper_func_id)[0].function == "main.spin"
+    finally:
+        process.close()
+
+
+def test_listing_cost(frozen):
+    print(f"\n{len(frozen.goroutines)} goroutines listed in {frozen.list_seconds * 1000:.2f} ms")
+    assert frozen.list_seconds < 0.5
