@@ -18,6 +18,7 @@ import sys
 import trio
 
 from .arch import cpu_has_avx, x86_64_table
+from .goview import GoView
 from .launch_settings import LaunchSettings
 from .options import Options
 from .session import Session
@@ -49,6 +50,7 @@ class Server:
         self.comm = comm
         self.tracer = Tracer()
         self.inferior: Inferior | None = None
+        self.go: GoView | None = None
         has_avx = cpu_has_avx()
         self.use_xstate = has_avx
         self.register_table = x86_64_table(has_avx)
@@ -73,6 +75,13 @@ class Server:
             self.inferior = Inferior(started, launched=True, use_xstate=self.use_xstate)
             say(f"Process {opts.program} created; pid = {started.pid}")
         self.tracer.add(self.inferior)
+        self._open_go_view()
+
+    def _open_go_view(self) -> None:
+        self.go = GoView.open(self.inferior)
+        if self.go is not None:
+            self.go.attach_to_process()
+            log.info("Go program (%s): goroutines and runtime signals handled", self.go.binary.version)
 
     def replace_process(self, argv: list[str] | None, pid: int | None, settings) -> Inferior:
         """Start (argv) or attach to (pid) a new process once the old one is gone (vRun, A, vAttach)."""
@@ -97,6 +106,7 @@ class Server:
         self.inferior = inferior
         self._exit_said = False
         self.tracer.add(inferior)
+        self._open_go_view()
         return inferior
 
     def on_exit(self, event: StopEvent) -> None:
@@ -143,7 +153,7 @@ class Server:
             with trio.move_on_after(5):
                 await inferior.wait_for_stop()
         if inferior.alive:
-            inferior.cleanup_before_release()
+            inferior.forget_client()
 
     # -- serving ---------------------------------------------------------------------
     async def serve(self) -> int:

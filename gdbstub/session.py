@@ -77,6 +77,8 @@ class Session:
         self._pending_ack = False
         self._backlog: deque = deque()
         self._thread_text: dict[tuple, bytes] = {}
+        # (generation, goid, pc, sp, bp) while `monitor goroutine N select` is in effect.
+        self.selected_goroutine: tuple | None = None
         self.detached = False
         self.client_gone = False
         self.killed = False

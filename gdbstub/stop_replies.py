@@ -13,10 +13,11 @@ import signal
 
 from packets import replies
 
-from .target import StopEvent, StopKind, procfs
+from . import thread_names
+from .target import StopEvent, StopKind
 
 _TRAP_KINDS = (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT, StopKind.HW_BREAKPOINT,
-               StopKind.TRAP, StopKind.THREAD_CREATED)
+               StopKind.TRAP, StopKind.THREAD_CREATED, StopKind.RUNTIME)
 _LLDB_REASONS = {
     StopKind.BREAKPOINT: "breakpoint",
     StopKind.HW_BREAKPOINT: "breakpoint",
@@ -118,6 +119,8 @@ def lldb_reason(session, event: StopEvent) -> tuple[str, str | None]:
     """lldb's reason word and, for watchpoints, its description ("addr index hit-addr")."""
     reason = _LLDB_REASONS.get(event.kind, "signal")
     description = None
+    if event.kind == StopKind.RUNTIME:
+        return "exception", event.description or "runtime event"
     if event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:
         index = event.watch_slot if event.watch_slot is not None else 0
         description = f"{event.watch_addr} {index} {(1 << 64) - 1}"
@@ -125,8 +128,7 @@ def lldb_reason(session, event: StopEvent) -> tuple[str, str | None]:
 
 
 def thread_stop_json(session, event: StopEvent | None, tid: int, with_registers: bool) -> dict:
-    inferior = session.server.inferior
-    info: dict = {"name": procfs.thread_name(inferior.pid, tid) or "", "tid": tid}
+    info: dict = {"name": thread_names.thread_name(session.server, tid), "tid": tid}
     if event is not None and event.tid == tid:
         reason, description = lldb_reason(session, event)
         info["reason"] = reason
@@ -134,6 +136,7 @@ def thread_stop_json(session, event: StopEvent | None, tid: int, with_registers:
         if description is not None:
             info["description"] = description
     if with_registers:
+        inferior = session.server.inferior
         table = session.table
         values = table.read_registers(inferior.registers(tid), table.expedite)
         info["registers"] = {str(n): v.hex() for n, v in zip(table.expedite, values)}
@@ -144,7 +147,7 @@ def _lldb_stop_reply(session, event: StopEvent) -> bytes:
     inferior = session.server.inferior
     tid = event.tid
     pairs: list[tuple[bytes, bytes]] = [(b"thread", b"%x" % tid),
-                                        _name_pair(procfs.thread_name(inferior.pid, tid))]
+                                        _name_pair(thread_names.thread_name(session.server, tid))]
     if session.state.threads_in_stop_reply:
         tids = inferior.thread_ids()
         pairs.append((b"threads", b",".join(b"%x" % t for t in tids)))

@@ -7,6 +7,7 @@ from packets import replies
 
 from .. import profiles
 from ..stop_replies import stop_reply
+from .. import thread_names
 from ..target import procfs
 from .registry import Feature, add_feature, handles, supported_features
 
@@ -188,9 +189,11 @@ def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
     tid = cmd.thread.tid
     if tid not in inferior.threads:
         return replies.error(0x01, "no such thread", session.state.error_strings)
-    name, core = procfs.thread_name(inferior.pid, tid), procfs.thread_core(inferior.pid, tid)
-    state = "running" if inferior.threads[tid].running else "stopped"
-    text = f"Name: {name}, State: {state}" + (f", Core: {core}" if core is not None else "")
+    text = thread_names.thread_text(session.server, tid)
+    if text is None:
+        name, core = procfs.thread_name(inferior.pid, tid), procfs.thread_core(inferior.pid, tid)
+        state = "running" if inferior.threads[tid].running else "stopped"
+        text = f"Name: {name}, State: {state}" + (f", Core: {core}" if core is not None else "")
     return replies.hex_encode(text.encode())
 
 

@@ -7,15 +7,24 @@ import logging
 from packets import commands as cmds
 from packets import replies
 
+from . import monitor_go
 from .registry import handles
 
-HELP = """The following monitor commands are supported:
+_OUTPUT_CHUNK = 0x4000  # O packets stay well under the packet size once hex-encoded
+
+
+async def _send_output(session, text: str) -> None:
+    data = text.encode()
+    for i in range(0, len(data), _OUTPUT_CHUNK):
+        await session.send(replies.console_output(data[i:i + _OUTPUT_CHUNK]))
+
+HELP_HEAD = """The following monitor commands are supported:
   set debug <0|1>
     Enable general debugging messages
   set remote-debug <0|1>
     Enable remote protocol debugging messages
   exit
-    Quit GDBserver
+    Quit gdbstub (the program is killed, or detached if attached)
   help
     Show this list
 """
@@ -28,7 +37,16 @@ async def monitor(session, cmd: cmds.MonitorCommand) -> bytes | None:
     if not words:
         return replies.error(0x01, "empty monitor command", session.state.error_strings)
     if words == ["help"]:
-        await session.send(replies.console_output(HELP.encode()))
+        await session.send(replies.console_output((HELP_HEAD + monitor_go.HELP).encode()))
+        return replies.OK
+    try:
+        output = monitor_go.run(session, words)
+    except monitor_go.MonitorError as exc:
+        # Said to the user as output: an error reply would only make gdb add "Protocol error".
+        await session.send(replies.console_output(f"{exc}\n".encode()))
+        return replies.OK
+    if output is not None:
+        await _send_output(session, output)
         return replies.OK
     if words == ["exit"]:
         session.server.exit_requested = True

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from packets import commands as cmds
 from packets import replies
 
+from .. import thread_names
 from ..target import TargetError, procfs
 from .registry import add_feature, handles
 
@@ -101,14 +102,18 @@ def threads(session, annex: str) -> bytes:
     inferior = session.server.inferior
     lines = ["<threads>"]
     if inferior is not None and inferior.alive:
+        go_labels = thread_names.labels(session.server)
         for tid in inferior.thread_ids():
-            name, core = procfs.thread_name(inferior.pid, tid), procfs.thread_core(inferior.pid, tid)
+            core = procfs.thread_core(inferior.pid, tid)
             attrs = f'id="{session.format_thread(tid).decode()}"'
             if core is not None:
                 attrs += f' core="{core}"'
-            if name is not None:
-                attrs += f" name={quoteattr(name)}"
-            lines.append(f"<thread {attrs}/>")
+            attrs += f" name={quoteattr(thread_names.thread_name(session.server, tid, go_labels))}"
+            text = thread_names.thread_text(session.server, tid, go_labels)
+            if text:
+                lines.append(f"<thread {attrs}>{escape(text)}</thread>")
+            else:
+                lines.append(f"<thread {attrs}/>")
     lines.append("</threads>")
     return ("\n".join(lines) + "\n").encode()
 

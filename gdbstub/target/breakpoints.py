@@ -1,7 +1,9 @@
 """Software breakpoints: int3 bytes in the program's text, with the original bytes kept.
 
-Memory reads through `shadow` show the original bytes, as gdb expects; writes over a breakpoint
-update the saved byte and keep the int3 in place.
+A breakpoint belongs to the client, to the server itself (internal: e.g. the Go runtime's fatal
+panic entry points), or to both; its int3 stays while either owner wants it. Memory reads through
+`shadow` show the original bytes, as gdb expects; writes over a breakpoint update the saved byte
+and keep the int3 in place.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ class SoftwareBreakpoints:
     def __init__(self, memory: ProcessMemory) -> None:
         self._memory = memory
         self._saved: dict[int, bytes] = {}
+        self._client: set[int] = set()
+        self._internal: set[int] = set()
 
     def __contains__(self, addr: int) -> bool:
         return addr in self._saved
@@ -29,28 +33,56 @@ class SoftwareBreakpoints:
     def addresses(self) -> list[int]:
         return sorted(self._saved)
 
-    def insert(self, addr: int) -> None:
-        if addr in self._saved:
-            return
-        original = self._memory.read(addr, 1)
-        if len(original) != 1:
-            raise BreakpointError(f"cannot read memory at 0x{addr:x}")
-        if self._memory.write(addr, INT3) != 1:
-            raise BreakpointError(f"cannot write memory at 0x{addr:x}")
-        self._saved[addr] = original
+    def is_client(self, addr: int) -> bool:
+        return addr in self._client
 
-    def remove(self, addr: int) -> None:
+    def is_internal(self, addr: int) -> bool:
+        return addr in self._internal
+
+    def insert(self, addr: int, internal: bool = False) -> None:
+        if addr not in self._saved:
+            original = self._memory.read(addr, 1)
+            if len(original) != 1:
+                raise BreakpointError(f"cannot read memory at 0x{addr:x}")
+            if self._memory.write(addr, INT3) != 1:
+                raise BreakpointError(f"cannot write memory at 0x{addr:x}")
+            self._saved[addr] = original
+        (self._internal if internal else self._client).add(addr)
+
+    def remove(self, addr: int, internal: bool = False) -> None:
+        (self._internal if internal else self._client).discard(addr)
+        if addr in self._client or addr in self._internal:
+            return
         original = self._saved.pop(addr, None)
         if original is not None:
             self._memory.write(addr, original)
 
+    def remove_client(self) -> None:
+        """Take out every breakpoint the client set (its own will be re-sent if it comes back)."""
+        for addr in list(self._client):
+            self.remove(addr)
+
     def remove_all(self) -> None:
         for addr in list(self._saved):
-            self.remove(addr)
+            original = self._saved.pop(addr)
+            self._memory.write(addr, original)
+        self._client.clear()
+        self._internal.clear()
 
     def forget_all(self) -> None:
         """After exec the old text is gone: nothing to restore."""
         self._saved.clear()
+        self._client.clear()
+        self._internal.clear()
+
+    def lift(self, addr: int) -> None:
+        """Put the original byte back for a moment (stepping over an internal breakpoint)."""
+        if addr in self._saved:
+            self._memory.write(addr, self._saved[addr])
+
+    def restore(self, addr: int) -> None:
+        if addr in self._saved:
+            self._memory.write(addr, INT3)
 
     def shadow(self, addr: int, data: bytes) -> bytes:
         """Replace our int3 bytes in `data` (read from `addr`) by the original bytes."""

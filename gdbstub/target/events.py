@@ -18,6 +18,7 @@ class StopKind(enum.Enum):
     INTERRUPTED = "interrupted"  # the client asked us to stop the program (0x03)
     INITIAL = "initial"          # the stop right after launch or attach
     TRAP = "trap"                # a SIGTRAP with no breakpoint of ours behind it (int3 in the program)
+    RUNTIME = "runtime"          # an internal breakpoint the server reports (a Go fatal panic)
     THREAD_CREATED = "thread-created"  # a new thread's first stop (only when asked for)
     THREAD_EXITED = "thread-exited"    # a thread (not the whole process) exited (only when asked for)
     NO_RESUMED = "no-resumed"          # nothing is left running that could ever stop
@@ -34,6 +35,7 @@ class StopEvent:
     watch_addr: int | None = None
     watch_type: str | None = None  # 'watch', 'rwatch', 'awatch'
     watch_slot: int | None = None
+    description: str | None = None  # what a RUNTIME stop means, for the user
 
     @property
     def is_exit(self) -> bool:

@@ -29,6 +29,7 @@ SI_KERNEL = 0x80
 SI_TKILL = -6
 # How many times to poll waitpid (yielding the CPU in between) before waiting on SIGCHLD.
 SPINS = 64
+_WALL = 0x40000000
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
@@ -64,8 +65,13 @@ class Inferior:
         # Hooks for thread-level features layered on top (debug registers on new threads).
         self.debug_registers = DebugRegisters()
         self.on_new_thread: list = [self._apply_debug_registers]
+        # Decides what a hit on one of our own (internal) breakpoints means: an event to
+        # report, or None to go on as if nothing happened.
+        self.on_internal_breakpoint = None
         # Collects pending wait statuses at once (the tracer's drain); set when traced.
         self.poll = None
+        # Counts resumes: whatever was read from the stopped program is stale once it changes.
+        self.generation = 0
         self.release_hooks: list = []
 
     # -- facts ---------------------------------------------------------------------------
@@ -237,7 +243,17 @@ class Inferior:
             pc = thread.pc() - 1
             if pc in self.breakpoints:
                 thread.set_pc(pc)
-                thread.pending = StopEvent(StopKind.BREAKPOINT, thread.tid, signal.SIGTRAP)
+                if self.breakpoints.is_client(pc):
+                    thread.pending = StopEvent(StopKind.BREAKPOINT, thread.tid, signal.SIGTRAP)
+                    return
+                event = self.on_internal_breakpoint(thread, pc) if self.on_internal_breakpoint else None
+                if event is not None:
+                    thread.pending = event
+                    return
+                if not self._stopping_all():
+                    action = self._step_over_internal(thread, thread.resume or Resume("continue"))
+                    if action is not None:
+                        self._resume_quietly(thread, resume=action)
                 return
             if info.code == SI_KERNEL:
                 thread.pending = StopEvent(StopKind.TRAP, thread.tid, signal.SIGTRAP)
@@ -348,6 +364,7 @@ class Inferior:
     def resume(self, actions: dict[int, Resume], default: Resume | None) -> None:
         if not self.alive:
             raise TargetError("the process is not running")
+        self.generation += 1
         self._drop_stale_breakpoint_events()
         for thread in list(self.threads.values()):
             if thread.running:
@@ -358,6 +375,10 @@ class Inferior:
             thread.resume = action
             if thread.pending is not None or thread.awaiting_first_stop:
                 continue  # reported on the next wait, without running the thread
+            if self.breakpoints.is_internal(thread.pc()) and not self.breakpoints.is_client(thread.pc()):
+                action = self._step_over_internal(thread, action)
+                if action is None:
+                    continue
             self._set_resume_flag_if_needed(thread)
             thread.invalidate()
             try:
@@ -370,6 +391,36 @@ class Inferior:
                     raise
                 continue
             thread.running = True
+
+    def _step_over_internal(self, thread: Thread, action: Resume) -> Resume | None:
+        """Execute the instruction under one of our own breakpoints with the original byte back.
+
+        Returns how the thread should go on, or None when the step itself is the answer (a
+        requested single step) or produced an event of its own (a signal, an exit).
+        """
+        pc = thread.pc()
+        self.breakpoints.lift(pc)
+        try:
+            thread.invalidate()
+            pt.singlestep(thread.tid, action.signal)
+            while True:
+                try:
+                    _, status = os.waitpid(thread.tid, _WALL)
+                    break
+                except InterruptedError:
+                    continue
+        finally:
+            self.breakpoints.restore(pc)
+        stepped = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
+                   and (status >> 16) == 0)
+        if not stepped:
+            self._on_thread_status(thread, status)
+            return None
+        thread.running = False
+        if action.kind == "step" or (action.kind == "range" and not action.start <= thread.pc() < action.end):
+            thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
+            return None
+        return Resume(action.kind, 0, action.start, action.end)
 
     def _drop_stale_breakpoint_events(self) -> None:
         for thread in self.threads.values():
@@ -516,12 +567,21 @@ class Inferior:
         self.exit_event = StopEvent(StopKind.EXITED, self.pid)  # gone from our point of view
         self.exit_reported = True
 
+    def forget_client(self) -> None:
+        """The client left: take out what it set (breakpoints, debug registers); ours stay."""
+        if self.exit_event is None:
+            self.breakpoints.remove_client()
+            self._clear_debug_registers()
+
     def cleanup_before_release(self) -> None:
-        """Restore the program's bytes (and, when layered on, its debug registers)."""
+        """Restore the program's bytes and debug registers before letting it go."""
         if self.exit_event is None:
             self.breakpoints.remove_all()
-            if self.debug_registers.active:
-                self.debug_registers.clear()
-                self._write_debug_registers()
+            self._clear_debug_registers()
         for hook in self.release_hooks:
             hook()
+
+    def _clear_debug_registers(self) -> None:
+        if self.debug_registers.active:
+            self.debug_registers.clear()
+            self._write_debug_registers()

@@ -1,0 +1,199 @@
+"""The Go runtime of a debugged process, as the server shows it to any client.
+
+Built on gdbstub.symbols (which reads the binary and memory) and the process controller (which
+gives registers and memory): goroutine-named threads, the goroutine list and backtraces for the
+monitor commands, symbol lookup, and the internal breakpoints that stop an unrecovered panic or
+a fatal error before the program exits. Everything is read from the program's own memory and
+its .gopclntab, so it works on stripped binaries and needs no help from the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import struct
+from dataclasses import dataclass
+
+from .symbols import gotraceback
+from .symbols.gobinary import GoBinary, NotGoBinary
+from .symbols.goruntime import (
+    Frame, GoRuntime, GoRuntimeError, Goroutine, RuntimeNotReady, ThreadState,
+)
+from .target import Inferior, StopEvent, StopKind
+
+log = logging.getLogger("gdbstub.go")
+
+AT_ENTRY = 9
+_GPR = struct.Struct("<27Q")
+_RBP, _RIP, _RSP, _FS_BASE = 4, 16, 19, 21
+
+# Where an unrecovered panic or a fatal error passes before the program dies, and what we tell
+# the user when it does. Not every Go version has every one.
+FATAL_FUNCTIONS = {
+    "runtime.fatalpanic": "Go runtime: unrecovered panic",
+    "runtime.throw": "Go runtime: fatal error",
+    "runtime.fatal": "Go runtime: fatal error",
+    "runtime.fatalsignal": "Go runtime: fatal signal",
+}
+
+
+class GoNotReady(Exception):
+    """The runtime has not set up its goroutines yet (or cannot be read); the text says why."""
+
+
+@dataclass(frozen=True)
+class ThreadLabel:
+    name: str   # short, for thread lists: "g7 main.worker"
+    text: str   # longer: "goroutine 7 [chan receive] main.worker /src/main.go:42"
+
+
+class GoView:
+    def __init__(self, inferior: Inferior, binary: GoBinary) -> None:
+        self.inferior = inferior
+        self.binary = binary
+        self.load_bias = self._load_bias()
+        self._runtime: GoRuntime | None = None
+        self._fatal: dict[int, str] = {}
+        self._cache_generation = -1
+        self._goroutines: list[Goroutine] | None = None
+        self._labels: dict[int, ThreadLabel] | None = None
+        self._labels_generation = -1
+
+    @classmethod
+    def open(cls, inferior: Inferior) -> GoView | None:
+        """A view if the program is a Go program we can read, else None."""
+        try:
+            binary = GoBinary(inferior.executable)
+            binary.pclntab  # noqa: B018 - fail here, not at the first stop
+        except (NotGoBinary, OSError, ValueError) as exc:
+            log.debug("not a Go program: %s", exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a Go binary we cannot read is still debuggable
+            log.warning("cannot read the Go tables of %s: %s", inferior.executable, exc)
+            return None
+        return cls(inferior, binary)
+
+    def _load_bias(self) -> int:
+        try:
+            with open(f"/proc/{self.inferior.pid}/auxv", "rb") as f:
+                data = f.read()
+        except OSError:
+            return 0
+        for key, value in struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]):
+            if key == AT_ENTRY:
+                return self.binary.elf.load_bias_from_entry(value)
+        return 0
+
+    # -- set-up ------------------------------------------------------------------------------
+    def attach_to_process(self) -> None:
+        """Quiet the runtime's preemption signals and stop fatal panics before exit."""
+        inferior = self.inferior
+        inferior.quiet_runtime_sigurg = True
+        inferior.on_internal_breakpoint = self._on_fatal_hit
+        for name, description in FATAL_FUNCTIONS.items():
+            func = self.binary.func_by_name(name)
+            if func is None:
+                continue
+            addr = func.entry + self.load_bias
+            try:
+                inferior.breakpoints.insert(addr, internal=True)
+            except Exception as exc:  # noqa: BLE001 - the program runs on without this stop
+                log.warning("cannot watch %s at %#x: %s", name, addr, exc)
+                continue
+            self._fatal[addr] = description
+
+    def _on_fatal_hit(self, thread, addr: int) -> StopEvent | None:
+        description = self._fatal.get(addr)
+        if description is None:
+            return None
+        return StopEvent(StopKind.RUNTIME, thread.tid, signal.SIGTRAP, description=description)
+
+    # -- reading the runtime -----------------------------------------------------------------
+    @property
+    def runtime(self) -> GoRuntime:
+        if self._runtime is None:
+            try:
+                self._runtime = GoRuntime(self.binary, self.inferior.read_memory, load_bias=self.load_bias)
+            except GoRuntimeError as exc:
+                raise GoNotReady(str(exc)) from None
+        return self._runtime
+
+    def thread_states(self) -> list[ThreadState]:
+        states = []
+        for tid in self.inferior.thread_ids():
+            thread = self.inferior.thread(tid)
+            if thread.running:
+                continue
+            regs = _GPR.unpack(thread.gpr())
+            states.append(ThreadState(tid, regs[_RIP], regs[_RSP], regs[_RBP], regs[_FS_BASE]))
+        return states
+
+    def goroutines(self) -> list[Goroutine]:
+        """Every live goroutine, read once per stop."""
+        if self._cache_generation == self.inferior.generation and self._goroutines is not None:
+            return self._goroutines
+        self._goroutines = self._read_goroutines()
+        self._cache_generation = self.inferior.generation
+        return self._goroutines
+
+    def _read_goroutines(self) -> list[Goroutine]:
+        try:
+            return self.runtime.goroutines(self.thread_states())
+        except RuntimeNotReady as exc:
+            raise GoNotReady(str(exc)) from None
+        except GoRuntimeError as exc:
+            raise GoNotReady(str(exc)) from None
+
+    def goroutine(self, goid: int) -> Goroutine | None:
+        return next((g for g in self.goroutines() if g.goid == goid), None)
+
+    def backtrace(self, g: Goroutine, elide: bool = True) -> list[Frame]:
+        frames = self.runtime.backtrace(g)
+        if elide:
+            frames = gotraceback.visible_frames(frames, self.runtime.wrapper_func_id)
+        return frames
+
+    def user_location(self, g: Goroutine) -> str:
+        """Where the goroutine's own code is: its innermost user frame (its top frame for the
+        runtime's goroutines, which have none)."""
+        frames = self.runtime.backtrace(g)
+        frame = gotraceback.user_frame(frames) or (frames[0] if frames else None)
+        if frame is None:
+            return "?"
+        return f"{gotraceback.func_name_for_print(frame.function)} {frame.file}:{frame.line}"
+
+    def thread_labels(self) -> dict[int, ThreadLabel]:
+        """Each thread that runs a goroutine, labelled with it (computed once per stop)."""
+        if self._labels is not None and self._labels_generation == self.inferior.generation:
+            return self._labels
+        self._labels = self._compute_labels()
+        self._labels_generation = self.inferior.generation
+        return self._labels
+
+    def _compute_labels(self) -> dict[int, ThreadLabel]:
+        try:
+            goroutines = self.goroutines()
+        except GoNotReady:
+            return {}
+        labels = {}
+        for g in goroutines:
+            if g.thread_id is None or g.thread_id not in self.inferior.threads:
+                continue
+            name = f"g{g.goid} {g.start_function}"
+            text = f"goroutine {g.goid} [{gotraceback.status_text(g)}] {self.user_location(g)}"
+            labels[g.thread_id] = ThreadLabel(name, text)
+        return labels
+
+    def symbolize(self, addr: int) -> str | None:
+        link = addr - self.load_bias
+        func = self.binary.func_at(link)
+        if func is None:
+            return None
+        frames = self.binary.frames_at(link)
+        name = func.name
+        file, line = self.binary.line_at(link)
+        offset = link - func.entry
+        inner = ""
+        if frames and frames[0].inlined:
+            inner = f" (inlined {frames[0].function} at {frames[0].file}:{frames[0].line})"
+        return f"{name} + {offset:#x} at {file}:{line}{inner}" if offset else f"{name} at {file}:{line}{inner}"
