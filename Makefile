@@ -17,9 +17,9 @@ EXAMPLE := examples/build/counter
 APT_PACKAGES := gdb gdbserver lldb gcc libc6-dev make
 TOOLS := gdb gdbserver lldb gcc make
 
-.PHONY: setup tools venv programs gotoolchains run test bench clean
+.PHONY: setup tools venv programs gotoolchains bytecode run test bench clean
 
-setup: tools venv programs gotoolchains
+setup: tools venv programs gotoolchains bytecode
 
 # Install the system tools only when one is missing, so a set-up machine is left alone.
 tools:
@@ -50,6 +50,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(VPY)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+	$(MAKE) -s bytecode
+
+# Start-up time is mostly imports: keep bytecode for the project's own modules even where
+# PYTHONDONTWRITEBYTECODE is set (Python then reads these .pyc files but writes none).
+bytecode:
+	@$(VPY) -m compileall -q gdbstub packets >/dev/null
 
 programs:
 	$(MAKE) -s -C examples

@@ -18,9 +18,9 @@ import sys
 import trio
 
 from .arch import cpu_has_avx, x86_64_table
-from .goview import GoView
 from .launch_settings import LaunchSettings
 from .options import Options
+from .symbols.elf_sections import may_be_go
 from .session import Session
 from .target import Inferior, LaunchError, StopEvent, StopKind, Tracer, attach, launch
 from .transport import Comm, Connection, open_listener
@@ -50,7 +50,7 @@ class Server:
         self.comm = comm
         self.tracer = Tracer()
         self.inferior: Inferior | None = None
-        self.go: GoView | None = None
+        self.go = None  # a goview.GoView for Go programs
         has_avx = cpu_has_avx()
         self.use_xstate = has_avx
         self.register_table = x86_64_table(has_avx)
@@ -78,6 +78,11 @@ class Server:
         self._open_go_view()
 
     def _open_go_view(self) -> None:
+        self.go = None
+        if not may_be_go(self.inferior.executable):
+            return
+        from .goview import GoView  # the Go readers load only for Go programs
+
         self.go = GoView.open(self.inferior)
         if self.go is not None:
             self.go.attach_to_process()

@@ -7,8 +7,7 @@ and `file:line` after it, with runtime-internal frames elided as Go elides them.
 
 from __future__ import annotations
 
-from ..goview import GoNotReady
-from ..symbols import gotraceback
+# The Go readers are imported when a Go command runs: a C program's server never loads them.
 
 HELP = """\
   goroutines
@@ -35,6 +34,8 @@ def _go(session):
 
 
 def goroutines(session) -> str:
+    from ..symbols import gotraceback
+
     go = _go(session)
     lines = []
     for g in go.goroutines():
@@ -57,6 +58,8 @@ def _goroutine(session, text: str):
 
 
 def goroutine_backtrace(session, text: str) -> str:
+    from ..symbols import gotraceback
+
     go, g = _goroutine(session, text)
     lines = [gotraceback.goroutine_header(g)]
     frames = go.backtrace(g)
@@ -101,6 +104,8 @@ def info_symbol(session, text: str) -> str:
 
 def run(session, words: list[str]) -> str | None:
     """The output of a Go monitor command, or None if `words` is not one."""
+    from ..goview import GoNotReady
+
     try:
         if words == ["goroutines"]:
             return goroutines(session)
