@@ -26,8 +26,10 @@ class LaunchSettings:
         self.env_changes.clear()
         self.reset_environment = True
 
-    def environment(self) -> dict[str, str]:
-        env = {} if self.reset_environment else dict(os.environ)
+    def environment(self, inherit: bool = True) -> dict[str, str]:
+        """The program's environment: ours plus the changes (gdb's QEnvironment* semantics), or
+        only what the client sent (lldb sends its whole launch environment)."""
+        env = dict(os.environ) if inherit and not self.reset_environment else {}
         for name, value in self.env_changes.items():
             if value is None:
                 env.pop(name, None)

@@ -88,7 +88,8 @@ class Server:
             self.go.attach_to_process()
             log.info("Go program (%s): goroutines and runtime signals handled", self.go.binary.version)
 
-    def replace_process(self, argv: list[str] | None, pid: int | None, settings) -> Inferior:
+    def replace_process(self, argv: list[str] | None, pid: int | None, settings,
+                        inherit_environment: bool = True) -> Inferior:
         """Start (argv) or attach to (pid) a new process once the old one is gone (vRun, A, vAttach)."""
         if self.inferior is not None and self.inferior.alive:
             raise LaunchError("a process is already being debugged; kill or detach it first")
@@ -102,7 +103,7 @@ class Server:
         else:
             if settings.disable_randomization:
                 _disable_randomization()
-            env = settings.environment()
+            env = settings.environment(inherit_environment)
             started = launch(argv[0], argv[1:], env=env, cwd=settings.working_dir,
                              protocol_on_stdio=self.comm.kind == "stdio", stdio_paths=settings.stdio)
             inferior = Inferior(started, launched=True, use_xstate=self.use_xstate)

@@ -76,7 +76,8 @@ def startup_with_shell(session, cmd) -> bytes:
 
 
 def _start(session, argv: list[str] | None, pid: int | None):
-    inferior = session.server.replace_process(argv, pid, _settings(session))
+    inferior = session.server.replace_process(argv, pid, _settings(session),
+                                              inherit_environment=session.profile.launch_inherits_environment)
     session.xfer_cache.clear()
     session.state.general_thread = 0
     session.state.continue_thread = -1

@@ -50,7 +50,8 @@ def enable_error_strings(session, cmd) -> bytes:
 
 @handles(lc.Echo, features=(Feature("qEcho+", _lldb),))
 def echo(session, cmd: lc.Echo) -> bytes:
-    return cmd.text
+    # lldb-server answers with the whole packet; lldb's resync after a timeout checks that.
+    return b"qEcho:" + cmd.text
 
 
 def _distribution() -> str | None:

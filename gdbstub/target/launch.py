@@ -73,8 +73,10 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
     for fd, target in sorted((stdio_paths or {}).items()):
         flags = os.O_RDONLY if fd == 0 else os.O_WRONLY | os.O_CREAT | os.O_APPEND
         file_actions.append((os.POSIX_SPAWN_OPEN, fd, target, flags, 0o644))
-    argv = ["/bin/sh", "-c", _SHIM, path, *args]
     environ = dict(os.environ if env is None else env)
+    # The shell exports PWD on its own; a program asked to start without it must not get it.
+    shim = _SHIM if "PWD" in environ else "unset PWD; " + _SHIM
+    argv = ["/bin/sh", "-c", shim, path, *args]
     old_cwd = None
     if cwd is not None:
         if not os.path.isdir(cwd):
@@ -92,7 +94,8 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
     if not os.WIFSTOPPED(status):
         raise LaunchError(f"{program}: the launcher shell ended early (status {status:#x})")
     try:
-        pt.seize(pid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_EXITKILL)
+        pt.seize(pid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_EXITKILL
+                 | pt.PTRACE_O_TRACESYSGOOD)
     except pt.PtraceError as exc:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -110,12 +113,28 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
         sig = os.WSTOPSIG(status)
         event = status >> 16
         if event == pt.PTRACE_EVENT_EXEC:
+            _finish_exec_syscall(pid)
             break
         if event == pt.PTRACE_EVENT_STOP or sig in (signal.SIGCONT, signal.SIGSTOP):
             pt.cont(pid, 0)
         else:
             pt.cont(pid, sig)
     return Started(pid=pid, tids=[pid], executable=os.readlink(f"/proc/{pid}/exe"))
+
+
+def _finish_exec_syscall(pid: int) -> None:
+    """The exec event stops inside execve, where rax still holds -ENOSYS: run to the syscall's
+    exit so the first stop shows the registers the program starts with (as gdbserver and
+    lldb-server do), without executing any of its instructions."""
+    pt.syscall(pid, 0)
+    while True:
+        status = _wait(pid)
+        if not os.WIFSTOPPED(status):
+            raise LaunchError(f"the program ended during exec (status {status:#x})")
+        if os.WSTOPSIG(status) == signal.SIGTRAP | 0x80:
+            return
+        # Anything else (a signal queued before exec) stays pending for the program.
+        pt.syscall(pid, os.WSTOPSIG(status) if (status >> 16) == 0 else 0)
 
 
 def attach(pid: int) -> Started:

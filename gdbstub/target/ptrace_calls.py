@@ -90,6 +90,13 @@ def cont(tid: int, sig: int = 0) -> None:
     _fast(_pt.PTRACE_CONT, tid, 0, sig)
 
 
+PTRACE_SYSCALL = 24
+
+
+def syscall(tid: int, sig: int = 0) -> None:
+    _call(PTRACE_SYSCALL, tid, 0, sig)
+
+
 def listen(tid: int) -> None:
     _call(PTRACE_LISTEN, tid)
 
