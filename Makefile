@@ -14,8 +14,8 @@ ADDRESS := 127.0.0.1:2345
 EXAMPLE := examples/build/counter
 
 # Debian packages for the tools the tests drive; libc6-dev brings libc.a for -static.
-APT_PACKAGES := gdb gdbserver lldb gcc libc6-dev make
-TOOLS := gdb gdbserver lldb gcc make
+APT_PACKAGES := gdb gdbserver lldb gcc libc6-dev make strace
+TOOLS := gdb gdbserver lldb gcc make strace
 
 .PHONY: setup tools venv programs gotoolchains bytecode run test bench clean
 

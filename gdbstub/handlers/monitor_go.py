@@ -16,7 +16,8 @@ HELP = """\
     Backtrace of goroutine N, read from the program (works on stripped binaries)
   goroutine N select
     Make register reads show goroutine N (its saved registers if it is parked) until the
-    program next resumes; register writes are refused meanwhile
+    program next resumes; register writes are refused meanwhile. gdb keeps the registers
+    it read at the stop: run `maintenance flush register-cache` after selecting
   info symbol ADDR
     The function and file:line at ADDR (hex, 0x optional)
 """

@@ -1,0 +1,3 @@
+module goevents
+
+go 1.19

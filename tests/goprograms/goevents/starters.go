@@ -1,0 +1,4 @@
+package main
+
+// Starters registered by optional files (cgo.go); main runs them first.
+var extraStarters []func()
