@@ -57,6 +57,8 @@ class GoView:
         self._cache_generation = -1
         self._goroutines: list[Goroutine] | None = None
         self._labels: dict[int, ThreadLabel] | None = None
+        self._locations: dict[int, str] = {}
+        self._locations_generation = -1
         self._labels_generation = -1
 
     @classmethod
@@ -155,12 +157,21 @@ class GoView:
 
     def user_location(self, g: Goroutine) -> str:
         """Where the goroutine's own code is: its innermost user frame (its top frame for the
-        runtime's goroutines, which have none)."""
-        frames = self.runtime.backtrace(g)
-        frame = gotraceback.user_frame(frames) or (frames[0] if frames else None)
-        if frame is None:
-            return "?"
-        return f"{gotraceback.func_name_for_print(frame.function)} {frame.file}:{frame.line}"
+        runtime's goroutines, which have none). Remembered for the rest of the stop."""
+        if self._locations_generation != self.inferior.generation:
+            self._locations = {}
+            self._locations_generation = self.inferior.generation
+        text = self._locations.get(g.goid)
+        if text is None:
+            runtime = self.runtime
+            found = (runtime.first_frame(g, gotraceback.is_user_function)
+                     or runtime.first_frame(g, lambda name: True))
+            if found is None:
+                text = "?"
+            else:
+                text = f"{gotraceback.func_name_for_print(found[0])} {found[1]}:{found[2]}"
+            self._locations[g.goid] = text
+        return text
 
     def thread_labels(self) -> dict[int, ThreadLabel]:
         """Each thread that runs a goroutine, labelled with it (computed once per stop)."""

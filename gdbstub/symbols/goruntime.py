@@ -137,6 +137,9 @@ class Frame:
         return None if self.inlined or self.pc <= self.entry else self.pc - self.entry
 
 
+_MISSING = object()
+
+
 class GoRuntime:
     def __init__(self, binary: GoBinary, read_memory: ReadMemory, *, load_bias: int = 0,
                  offsets: dict[str, int] | None = None) -> None:
@@ -160,6 +163,11 @@ class GoRuntime:
             ("parent_goid", "g_parent_goid", "Q")) if o.get(key, -1) >= 0]
         self._m_cache: dict[int, tuple[int, int, int, int]] = {}
         self._allm: int | None = None
+        # The table is fixed for the binary's life: goroutines parked at the same places share
+        # these lookups, which makes unwinding thousands of them cheap.
+        self._func_cache: dict[int, object] = {}
+        self._delta_cache: dict[int, int] = {}
+        self._inline_cache: dict[int, list] = {}
 
     # --- memory helpers --------------------------------------------------------------
 
@@ -479,11 +487,15 @@ class GoRuntime:
         stack = stack or _StackWindow(self.read_memory, sp, 0)
         pcln, bias = self.pclntab, self.bias
         frames: list[Frame] = []
+        inline_cache = self._inline_cache
         for f, fpc, fsp, ftrap in self._physical_frames(pc, sp, trap, syscall, stack,
                                                         max_frames, with_trap=True):
             link_pc = fpc - bias
             sym = link_pc if ftrap or link_pc == f.entry else link_pc - 1
-            for sf in pcln.inline_frames(f, sym):
+            inlined = inline_cache.get(sym)
+            if inlined is None:
+                inlined = inline_cache[sym] = pcln.inline_frames(f, sym)
+            for sf in inlined:
                 frames.append(Frame(sf.function, sf.file, sf.line, fpc, sym + bias, fsp,
                                     f.entry + bias, sf.inlined, sf.func_id))
             if len(frames) >= max_frames:
@@ -501,8 +513,12 @@ class GoRuntime:
             pc = stack.word(sp)
             sp += 8
         innermost = True
+        func_cache, delta_cache = self._func_cache, self._delta_cache
         for _ in range(limit):
-            f = pcln.func_at(pc - bias)
+            link = pc - bias
+            f = func_cache.get(link, _MISSING)
+            if f is _MISSING:
+                f = func_cache[link] = pcln.func_at(link)
             if f is None:
                 return
             yield (f, pc, sp, trap) if with_trap else (f, pc, sp)
@@ -513,7 +529,9 @@ class GoRuntime:
                 flag &= ~FUNC_FLAG_SPWRITE
             if flag & (FUNC_FLAG_TOPFRAME | FUNC_FLAG_SPWRITE):
                 return
-            delta = pcln.sp_delta(f, pc - bias)
+            delta = delta_cache.get(link)
+            if delta is None:
+                delta = delta_cache[link] = pcln.sp_delta(f, link)
             if delta < 0:
                 return
             fp = sp + delta + 8
@@ -526,6 +544,26 @@ class GoRuntime:
             trap = f.name in INJECTED_CALLS
             pc, sp = lr, fp
             innermost = False
+
+    def first_frame(self, g: Goroutine, wanted) -> tuple[str, str, int] | None:
+        """(function, file, line) of the innermost logical frame whose function name satisfies
+        `wanted`, unwinding no further than needed and building no Frame objects: listing
+        thousands of goroutines by their user frame stays fast."""
+        if g.pc is None or g.sp is None:
+            return None
+        stack = _StackWindow(self.read_memory, g.sp, g.stack_hi)
+        bias, inline_cache = self.bias, self._inline_cache
+        for f, fpc, _, ftrap in self._physical_frames(g.pc, g.sp, g.trap, g.location == "syscall",
+                                                      stack, 1000, with_trap=True):
+            link_pc = fpc - bias
+            sym = link_pc if ftrap or link_pc == f.entry else link_pc - 1
+            inlined = inline_cache.get(sym)
+            if inlined is None:
+                inlined = inline_cache[sym] = self.pclntab.inline_frames(f, sym)
+            for sf in inlined:
+                if wanted(sf.function):
+                    return sf.function, sf.file, sf.line
+        return None
 
     def creator(self, g: Goroutine) -> Frame | None:
         """The go statement that created g: its physical function and file:line."""

@@ -100,16 +100,19 @@ def is_system_goroutine(g: Goroutine) -> bool:
     return name.startswith("runtime.")
 
 
+def is_user_function(name: str) -> bool:
+    """Code the user wrote or called on purpose, as opposed to the runtime's own internals."""
+    if "." not in name:
+        return False
+    if name.startswith("runtime.") and not is_exported_runtime(name):
+        return False
+    return not name.startswith(("internal/", "runtime/internal/", "iter."))
+
+
 def user_frame(frames: Iterable[Frame]) -> Frame | None:
     for fr in frames:
-        name = fr.function
-        if "." not in name:
-            continue
-        if name.startswith("runtime.") and not is_exported_runtime(name):
-            continue
-        if name.startswith(("internal/", "runtime/internal/", "iter.")):
-            continue
-        return fr
+        if is_user_function(fr.function):
+            return fr
     return None
 
 
