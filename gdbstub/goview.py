@@ -188,7 +188,7 @@ class GoView:
             return {}
         labels = {}
         for g in goroutines:
-            if g.thread_id is None or g.thread_id not in self.inferior.threads:
+            if g.thread_id is None or not self.inferior.has_thread(g.thread_id):
                 continue
             name = f"g{g.goid} {g.start_function}"
             text = f"goroutine {g.goid} [{gotraceback.status_text(g)}] {self.user_location(g)}"

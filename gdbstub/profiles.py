@@ -35,6 +35,9 @@ class ClientProfile:
     # A program the client launches gets our environment plus its changes (gdb), or only
     # the environment the client sent (lldb sends all of it).
     launch_inherits_environment: bool
+    # x86 has no read-only watchpoints: gdb, refused, emulates them with access watchpoints
+    # and filters by value (so writes are not reported as reads); lldb wants Z3 accepted.
+    read_watchpoints: bool
 
     def signal_to_client(self, linux_signo: int) -> int:
         return linux_signo if self.native_signals else signals.to_gdb(linux_signo)
@@ -56,12 +59,14 @@ GDB = ClientProfile(
     name="gdb", native_signals=False, lldb_stop_replies=False, x_reply_prefix=b"b",
     multiprocess_ids=True, interrupt_signal=signal.SIGINT, initial_signal=signal.SIGTRAP,
     reply_to_kill=False, default_pass_signals=frozenset(), launch_inherits_environment=True,
+    read_watchpoints=False,
 )
 
 LLDB = ClientProfile(
     name="lldb", native_signals=True, lldb_stop_replies=True, x_reply_prefix=b"",
     multiprocess_ids=False, interrupt_signal=signal.SIGSTOP, initial_signal=signal.SIGSTOP,
     reply_to_kill=True, default_pass_signals=_LLDB_QUIET, launch_inherits_environment=False,
+    read_watchpoints=True,
 )
 
 

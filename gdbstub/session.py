@@ -20,7 +20,7 @@ from . import handlers  # noqa: F401  (registers every handler)
 from . import profiles
 from .profiles import ClientProfile
 from .handlers.registry import HANDLERS
-from .target import Inferior, StopEvent, TargetError, Tracer
+from .target import Inferior, PtraceError, StopEvent, TargetError, Tracer
 from .transport import Connection
 
 log = logging.getLogger("gdbstub.session")
@@ -169,7 +169,9 @@ class Session:
             return replies.error(0x01, str(exc), self.state.error_strings)
         except cmds.MalformedCommand as exc:
             return replies.error(0x16, str(exc), self.state.error_strings)
-        except OSError as exc:
+        except (OSError, PtraceError) as exc:
+            # A thread that vanished under a request (it exited, or was killed) must not end
+            # the session: the client gets an error and goes on.
             log.debug("command %r failed: %s", payload[:80], exc)
             return replies.error(0x01, str(exc), self.state.error_strings)
 
@@ -248,9 +250,9 @@ class Session:
         tid = thread.tid if thread is not None else self.state.general_thread
         if tid in (0, -1):
             last = inferior.last_event
-            if last is not None and last.tid in inferior.threads:
+            if last is not None and inferior.has_thread(last.tid):
                 return last.tid
-            return min(inferior.threads)
-        if tid not in inferior.threads:
+            return min(inferior.thread_ids())
+        if not inferior.has_thread(tid):
             raise TargetError(f"no thread {tid:x}")
         return tid

@@ -73,7 +73,7 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
         pairs.append((b"hwbreak", b""))
     elif event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:
         pairs.append(((event.watch_type or "watch").encode(), b"%x" % event.watch_addr))
-    thread = inferior.threads.get(event.tid)
+    thread = inferior.threads.get(event.tid) if inferior.has_thread(event.tid) else None
     if thread is not None:
         plan = _expedite_plan(session.table)
         if plan is not None:
@@ -156,7 +156,7 @@ def _lldb_stop_reply(session, event: StopEvent) -> bytes:
             text = json.dumps(infos, separators=(",", ":"), sort_keys=True)
             pairs.append((b"jstopinfo", text.encode().hex().encode()))
         pairs.append((b"thread-pcs", b",".join(b"%016x" % inferior.thread(t).pc() for t in tids)))
-    if tid in inferior.threads:
+    if inferior.has_thread(tid):
         table = session.table
         regnums = list(range(GPR_COUNT))
         values = table.read_registers(inferior.registers(tid), regnums)

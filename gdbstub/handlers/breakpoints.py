@@ -25,7 +25,7 @@ def insert_breakpoint(session, cmd: cmds.InsertBreakpoint) -> bytes:
             return replies.error(0x01, str(exc), session.state.error_strings)
         return replies.OK
     kind = _KINDS.get(cmd.kind)
-    if kind is None:
+    if kind is None or (kind == "read" and not session.profile.read_watchpoints):
         return b""
     length = 1 if kind == "exec" else cmd.length
     try:

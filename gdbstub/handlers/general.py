@@ -64,10 +64,10 @@ def stop_reason(session, cmd) -> bytes:
     if not inferior.alive:
         return stop_reply(session, inferior.exit_event)
     event = inferior.last_event
-    if event is None or event.tid not in inferior.threads:
+    if event is None or not inferior.has_thread(event.tid):
         from ..target import StopEvent, StopKind
         import signal as _signal
-        event = StopEvent(StopKind.SIGNAL, min(inferior.threads), _signal.SIGTRAP)
+        event = StopEvent(StopKind.SIGNAL, min(inferior.thread_ids()), _signal.SIGTRAP)
     session.state.general_thread = event.tid
     return stop_reply(session, event)
 
@@ -76,7 +76,7 @@ def stop_reason(session, cmd) -> bytes:
 def set_thread(session, cmd: cmds.SetThread) -> bytes:
     tid = cmd.thread.tid
     inferior = session.server.inferior
-    if tid not in (0, -1) and (inferior is None or tid not in inferior.threads):
+    if tid not in (0, -1) and (inferior is None or not inferior.has_thread(tid)):
         return replies.error(0x01, "no such thread", session.state.error_strings)
     if cmd.op == "g":
         session.state.general_thread = tid
@@ -88,7 +88,7 @@ def set_thread(session, cmd: cmds.SetThread) -> bytes:
 @handles(cmds.ThreadAlive)
 def thread_alive(session, cmd: cmds.ThreadAlive) -> bytes:
     inferior = session.server.inferior
-    if inferior is not None and inferior.alive and cmd.thread.tid in inferior.threads:
+    if inferior is not None and inferior.alive and inferior.has_thread(cmd.thread.tid):
         return replies.OK
     return replies.error(0x01, "thread is gone", session.state.error_strings)
 
@@ -187,7 +187,7 @@ def thread_events(session, cmd: cmds.ThreadEvents) -> bytes:
 def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
     inferior = session.require_inferior()
     tid = cmd.thread.tid
-    if tid not in inferior.threads:
+    if not inferior.has_thread(tid):
         return replies.error(0x01, "no such thread", session.state.error_strings)
     text = thread_names.thread_text(session.server, tid)
     if text is None:

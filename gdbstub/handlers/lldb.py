@@ -153,7 +153,7 @@ def thread_extended_info(session, cmd) -> bytes:
 @handles(lc.ThreadStopInfoQuery)
 def thread_stop_info(session, cmd: lc.ThreadStopInfoQuery) -> bytes:
     inferior = session.require_inferior()
-    if cmd.tid not in inferior.threads:
+    if not inferior.has_thread(cmd.tid):
         return replies.error(0x01, "no such thread", session.state.error_strings)
     event = inferior.last_event
     if event is None or event.tid != cmd.tid:

@@ -79,7 +79,7 @@ def goroutine_backtrace(session, text: str) -> str:
 
 def goroutine_select(session, text: str) -> str:
     go, g = _goroutine(session, text)
-    if g.thread_id is not None and g.thread_id in session.server.inferior.threads \
+    if g.thread_id is not None and session.server.inferior.has_thread(g.thread_id) \
             and g.location in ("registers", "signal", "vdso", "syscall") and not g.on_system_stack:
         session.state.general_thread = g.thread_id
         session.selected_goroutine = None

@@ -29,7 +29,7 @@ async def _run(session, actions: dict[int, Resume], default: Resume | None, pref
         inferior, prefer, session.state.features.get("no-resumed") is True)
     if event.is_exit:
         session.server.on_exit(event)
-    elif event.tid in inferior.threads:
+    elif inferior.has_thread(event.tid):
         session.state.general_thread = event.tid
     return stop_reply(session, event)
 
@@ -43,7 +43,7 @@ def _selected_thread(session) -> tuple[int, bool]:
     """The thread `c`/`s` act on, and whether the others run too (Hc-1 or Hc0 means all)."""
     inferior = session.require_inferior()
     tid = session.state.continue_thread
-    if tid in (0, -1) or tid not in inferior.threads:
+    if tid in (0, -1) or not inferior.has_thread(tid):
         return session.resolve_thread(None), True
     return tid, False
 
@@ -89,7 +89,7 @@ async def vcont(session, cmd: cmds.VCont) -> bytes:
                 default = resume
             continue
         tid = thread.tid if thread.tid != 0 else session.resolve_thread(None)
-        if tid not in inferior.threads:
+        if not inferior.has_thread(tid):
             return replies.error(0x01, f"no thread {tid:x}", session.state.error_strings)
         if tid not in actions:
             actions[tid] = resume

@@ -104,11 +104,13 @@ def threads(session, annex: str) -> bytes:
     if inferior is not None and inferior.alive:
         go_labels = thread_names.labels(session.server)
         for tid in inferior.thread_ids():
-            core = procfs.thread_core(inferior.pid, tid)
+            comm, core = procfs.thread_name_and_core(inferior.pid, tid)
             attrs = f'id="{session.format_thread(tid).decode()}"'
             if core is not None:
                 attrs += f' core="{core}"'
-            attrs += f" name={quoteattr(thread_names.thread_name(session.server, tid, go_labels))}"
+            label = go_labels.get(tid)
+            name = label.name if label is not None else (comm or "")
+            attrs += f" name={quoteattr(name)}"
             text = thread_names.thread_text(session.server, tid, go_labels)
             if text:
                 lines.append(f"<thread {attrs}>{escape(text)}</thread>")

@@ -6,10 +6,11 @@ It speaks in threads, addresses and stop events, and knows nothing of the remote
 from .events import StopEvent, StopKind
 from .inferior import Inferior, TargetError
 from .launch import LaunchError, Started, attach, launch, resolve_program
+from .ptrace_calls import PtraceError
 from .threads import Resume
 from .tracer import Tracer
 
 __all__ = [
-    "Inferior", "LaunchError", "Resume", "Started", "StopEvent", "StopKind", "TargetError",
+    "Inferior", "LaunchError", "PtraceError", "Resume", "Started", "StopEvent", "StopKind", "TargetError",
     "Tracer", "attach", "launch", "resolve_program",
 ]

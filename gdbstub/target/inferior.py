@@ -80,7 +80,7 @@ class Inferior:
         return self.exit_event is None
 
     def thread_ids(self) -> list[int]:
-        return sorted(self.threads)
+        return sorted(tid for tid, t in self.threads.items() if not t.zombie)
 
     def registers(self, tid: int) -> ThreadRegisters:
         return ThreadRegisters(self._thread(tid), self.use_xstate)
@@ -89,10 +89,14 @@ class Inferior:
         return self._thread(tid)
 
     def _thread(self, tid: int) -> Thread:
-        try:
-            return self.threads[tid]
-        except KeyError:
-            raise TargetError(f"no thread {tid}") from None
+        thread = self.threads.get(tid)
+        if thread is None or thread.zombie:
+            raise TargetError(f"no thread {tid:x} (it has exited)")
+        return thread
+
+    def has_thread(self, tid: int) -> bool:
+        thread = self.threads.get(tid)
+        return thread is not None and not thread.zombie
 
     def is_running(self) -> bool:
         return any(t.running for t in self.threads.values())
@@ -216,6 +220,8 @@ class Inferior:
     def _on_ptrace_stop(self, thread: Thread, sig: int) -> None:
         if thread.awaiting_first_stop:
             thread.awaiting_first_stop = False
+            # An interrupt sent before this first stop is absorbed by it.
+            thread.interrupt_sent = False
             for hook in self.on_new_thread:
                 hook(thread)
             if self.report_thread_events:
@@ -227,6 +233,11 @@ class Inferior:
             return
         if thread.interrupt_sent:
             thread.interrupt_sent = False
+            if self._stopping_all():
+                return  # the stop we asked for
+            # An interrupt sent while the thread was stopping for another reason stays pending
+            # in the kernel and fires when the thread next runs: the client wants it running.
+            self._resume_quietly(thread)
             return
         if sig in pt.SIGNALS_GROUP_STOP:
             # A job-control stop: the program asked to be stopped. Keep it stopped in the kernel's
@@ -367,7 +378,7 @@ class Inferior:
         self.generation += 1
         self._drop_stale_breakpoint_events()
         for thread in list(self.threads.values()):
-            if thread.running:
+            if thread.running or thread.zombie:
                 continue
             action = actions.get(thread.tid, default)
             if action is None:
@@ -424,6 +435,8 @@ class Inferior:
 
     def _drop_stale_breakpoint_events(self) -> None:
         for thread in self.threads.values():
+            if thread.zombie:
+                continue
             ev = thread.pending
             if ev is not None and ev.kind == StopKind.BREAKPOINT:
                 try:
@@ -497,6 +510,10 @@ class Inferior:
                 chosen = t
                 break
         if chosen is None and candidates:
+            # Take turns (the next thread after the last one reported): always taking the
+            # first would starve the others' events when one thread keeps hitting.
+            last = self.last_event.tid if self.last_event is not None else 0
+            candidates.sort(key=lambda t: (t.tid <= last, t.tid))
             chosen = candidates[0]
         if chosen is not None:
             event = chosen.pending
@@ -504,10 +521,15 @@ class Inferior:
             return event
         if self._process_events:
             return self._process_events.pop(0)
-        tid = prefer[0] if prefer and prefer[0] in self.threads else min(self.threads)
+        live = self.thread_ids()
+        tid = prefer[0] if prefer and prefer[0] in live else min(live)
         return StopEvent(StopKind.INTERRUPTED, tid, signal.SIGINT)
 
     def _interrupt_running_threads(self) -> None:
+        leader = self.threads.get(self.pid)
+        if leader is not None and leader.running and not leader.zombie \
+                and procfs.task_state(self.pid, self.pid) in ("Z", "X", None):
+            self._mark_exited(leader)
         for thread in list(self.threads.values()):
             if thread.running and not thread.interrupt_sent:
                 try:
@@ -516,6 +538,8 @@ class Inferior:
                 except pt.PtraceError as exc:
                     if not pt.is_gone(exc):
                         raise
+                    if procfs.task_state(self.pid, thread.tid) in ("Z", "X", None):
+                        self._mark_exited(thread)
 
     async def stop_all(self) -> None:
         """Stop every running thread and wait for each stop (or exit)."""
@@ -526,14 +550,26 @@ class Inferior:
                 await self._changed.wait()
                 continue
             self._reap_zombie_threads()
+            # A safety net: PTRACE_INTERRUPT is harmless to repeat on a thread still running.
+            for thread in self.threads.values():
+                thread.interrupt_sent = False
+            self._interrupt_running_threads()
 
     def _reap_zombie_threads(self) -> None:
         """A thread that exited but cannot be reaped yet (the zombie leader) never stops."""
         for thread in list(self.threads.values()):
             if thread.running and procfs.task_state(self.pid, thread.tid) in ("Z", "X", None):
-                thread.running = False
-                if thread.tid != self.pid:
-                    del self.threads[thread.tid]
+                self._mark_exited(thread)
+
+    def _mark_exited(self, thread: Thread) -> None:
+        thread.running = False
+        thread.interrupt_sent = False
+        if thread.tid != self.pid:
+            del self.threads[thread.tid]
+        else:
+            # The leader's exit is reported only when the whole process ends; until then it
+            # is a zombie that has no registers: out of every thread list.
+            thread.zombie = True
 
     # -- ending --------------------------------------------------------------------------
     async def kill(self) -> None:

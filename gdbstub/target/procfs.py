@@ -31,6 +31,22 @@ def thread_core(pid: int, tid: int) -> int | None:
         return None
 
 
+def thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
+    """The thread's name (as in comm) and the CPU it last ran on, from one read of its stat."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None, None
+    close = data.rfind(b")")
+    name = data[data.find(b"(") + 1:close].decode(errors="replace")
+    fields = data[close + 2:].split()
+    try:
+        return name, int(fields[36])
+    except (IndexError, ValueError):
+        return name, None
+
+
 def task_state(pid: int, tid: int) -> str | None:
     """The one-letter state ('R', 'S', 't', 'Z'...) or None if the task is gone."""
     fields = _stat_fields(pid, tid)

@@ -33,6 +33,8 @@ class Thread:
     # A reportable event this thread hit and the client has not been told of.
     pending: StopEvent | None = None
     resume: Resume | None = None
+    # The thread-group leader after it exited while other threads live on.
+    zombie: bool = False
     _gpr: bytes | None = None
     _fp: bytes | None = None
     # The encoded 'g' reply for this stop (clients ask for it once or more per stop).
