@@ -127,7 +127,15 @@ class Connection:
         await trio.lowlevel.wait_readable(self._read_fd)
 
     async def send_all(self, data: bytes) -> None:
-        view = memoryview(data)
+        try:  # the usual case: the whole reply fits in the socket buffer at once
+            sent = self._sock.send(data) if self._sock is not None else os.write(self._write_fd, data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise ConnectionError(str(exc)) from None
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
         while view:
             try:
                 if self._sock is not None:

@@ -259,6 +259,10 @@ class Decoder:
 
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data`` and return the events completed by it, in stream order."""
+        if self._state == _IDLE and not self._buffer:
+            single = self._single_packet(data)
+            if single is not None:
+                return [single]
         buffer = self._buffer
         buffer += data
         events: list[Event] = []
@@ -306,6 +310,21 @@ class Decoder:
             self._scan -= keep_from
             self._hash -= keep_from
         return events
+
+    def _single_packet(self, data: bytes) -> Event | None:
+        """The common case, decoded without the state machine: `data` is one whole packet."""
+        if len(data) < 4 or data[0] != 0x24 or data[-3] != 0x23:
+            return None
+        payload = data[1:-3]
+        if (b"$" in payload or b"#" in payload or len(payload) > self.max_packet_size
+                or (self.expand_rle and b"*" in payload)):
+            return None
+        high = _HEX_VALUE.get(data[-2])
+        low = _HEX_VALUE.get(data[-1])
+        payload = bytes(payload)
+        if high is None or low is None or (high << 4 | low) != checksum(payload):
+            return BadChecksum(payload)
+        return Packet(payload)
 
     def _begin_body(self, start: int, notification: bool) -> None:
         self._state = _BODY

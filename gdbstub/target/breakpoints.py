@@ -36,6 +36,10 @@ class SoftwareBreakpoints:
     def is_client(self, addr: int) -> bool:
         return addr in self._client
 
+    @property
+    def has_internal(self) -> bool:
+        return bool(self._internal)
+
     def is_internal(self, addr: int) -> bool:
         return addr in self._internal
 

@@ -340,8 +340,12 @@ class Inferior:
             thread.set_gpr(bytes(gpr))
 
     def _stopping_all(self) -> bool:
-        return (self._interrupt_requested or bool(self._process_events)
-                or any(t.pending for t in self.threads.values()))
+        if self._interrupt_requested or self._process_events:
+            return True
+        for thread in self.threads.values():  # a plain loop: this runs several times a step
+            if thread.pending is not None:
+                return True
+        return False
 
     def _sent_by_itself(self, thread: Thread) -> bool:
         info = pt.siginfo(thread.tid)
@@ -386,7 +390,8 @@ class Inferior:
             thread.resume = action
             if thread.pending is not None or thread.awaiting_first_stop:
                 continue  # reported on the next wait, without running the thread
-            if self.breakpoints.is_internal(thread.pc()) and not self.breakpoints.is_client(thread.pc()):
+            if self.breakpoints.has_internal and self.breakpoints.is_internal(thread.pc()) \
+                    and not self.breakpoints.is_client(thread.pc()):
                 action = self._step_over_internal(thread, action)
                 if action is None:
                     continue
@@ -466,7 +471,7 @@ class Inferior:
         waitpid for a moment (yielding the CPU to the tracee) answers it without a trip through
         the signal handler and the event loop, which costs more than the step itself.
         """
-        self._spin_until(lambda: self.exit_event is not None or self._stopping_all(), spins)
+        self._spin_until(self._something_to_report, spins)
         if self.exit_event is not None:
             self.exit_reported = True
             return self.exit_event
@@ -486,6 +491,9 @@ class Inferior:
         self.last_event = event
         return event
 
+    def _something_to_report(self) -> bool:
+        return self.exit_event is not None or self._stopping_all()
+
     def _spin_until(self, done, spins: int) -> None:
         poll = self.poll
         if poll is None:
@@ -499,7 +507,10 @@ class Inferior:
             os.sched_yield()
 
     def _all_stopped(self) -> bool:
-        return not any(t.running for t in self.threads.values())
+        for thread in self.threads.values():
+            if thread.running:
+                return False
+        return True
 
     def _pick_event(self, prefer: list[int]) -> StopEvent:
         candidates = [t for t in self.threads.values() if t.pending is not None]
