@@ -29,7 +29,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _open_sigchld_fd() -> int:
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     mask = (ctypes.c_ulong * 16)()
     mask[0] = 1 << (signal.SIGCHLD - 1)
     fd = _libc.signalfd(-1, ctypes.byref(mask), _SFD_NONBLOCK | _SFD_CLOEXEC)
@@ -52,7 +51,14 @@ class Tracer:
             self.inferiors.remove(inferior)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        fd = _open_sigchld_fd()
+        # The mask is put back when tracing ends: anything started afterwards by this process
+        # (a test suite's next subprocess, say) must not inherit a blocked SIGCHLD.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            fd = _open_sigchld_fd()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            raise
         try:
             task_status.started()
             self.drain()
@@ -66,6 +72,7 @@ class Tracer:
                 self.drain()
         finally:
             os.close(fd)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def drain(self) -> None:
         while True:
