@@ -321,8 +321,19 @@ def gdb_batch_argv(target: str, program: str | Path | None, commands: Sequence[s
 def run_gdb(argv: Sequence[str], *, cwd: str | Path | None = None,
             timeout: float = GDB_TIMEOUT, replacements: Sequence[tuple[str, str]] = ()) -> GdbRun:
     """Run gdb to its end (or `timeout`) and normalise what it printed."""
+    raw, returncode, timed_out = run_client(argv, clean_environment(), cwd, timeout)
+    text = normalize(raw, replacements)
+    if timed_out:
+        text += f"\n<gdb timed out after {timeout}s>\n"
+    return GdbRun(raw=raw, text=text, returncode=returncode, timed_out=timed_out)
+
+
+def run_client(argv: Sequence[str], env: dict[str, str], cwd: str | Path | None,
+               timeout: float) -> tuple[str, int, bool]:
+    """Run a debugger client to its end (or `timeout`, then kill it): its combined output,
+    exit status and whether it timed out."""
     process = subprocess.Popen(
-        list(argv), cwd=cwd, env=clean_environment(), stdin=subprocess.DEVNULL,
+        list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     timed_out = False
     try:
@@ -331,11 +342,7 @@ def run_gdb(argv: Sequence[str], *, cwd: str | Path | None = None,
         timed_out = True
         process.kill()
         out, _ = process.communicate()
-    raw = out.decode(errors="replace")
-    text = normalize(raw, replacements)
-    if timed_out:
-        text += f"\n<gdb timed out after {timeout}s>\n"
-    return GdbRun(raw=raw, text=text, returncode=process.returncode, timed_out=timed_out)
+    return out.decode(errors="replace"), process.returncode, timed_out
 
 
 def run_gdb_batch(server: Server, program: str | Path | None, commands: Sequence[str], *,

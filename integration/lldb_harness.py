@@ -30,6 +30,7 @@ from harness import (
     START_TIMEOUT,
     _LineCollector,
     kill_inferior,
+    run_client,
     start_server,
     stop_process,
 )
@@ -180,22 +181,12 @@ def run_lldb_batch(server: Server, program: str | Path | None, commands: Sequenc
     if packet_log is not None:
         commands = [f"log enable -f {packet_log} gdb-remote packets", *commands]
         replacements = [(str(packet_log), "<PACKET-LOG>"), *replacements]
-    process = subprocess.Popen(
-        lldb_batch_argv(server.address, program, commands), cwd=cwd, env=lldb_environment(),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    timed_out = False
-    try:
-        out, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        process.kill()
-        out, _ = process.communicate()
-    raw = out.decode(errors="replace")
+    raw, returncode, timed_out = run_client(
+        lldb_batch_argv(server.address, program, commands), lldb_environment(), cwd, timeout)
     text = normalize(raw, replacements)
     if timed_out:
         text += f"\n<lldb timed out after {timeout}s>\n"
-    return LldbRun(raw=raw, text=text, returncode=process.returncode, timed_out=timed_out)
+    return LldbRun(raw=raw, text=text, returncode=returncode, timed_out=timed_out)
 
 
 # ---------------------------------------------------------------------------------------
