@@ -109,7 +109,10 @@ def build(minor: str, program: str, *, stripped: bool = False, cgo: bool = False
     """
     src = GOPROGRAMS / program
     flags = (["-ldflags=-s -w"] if stripped else []) + (["-buildmode=pie"] if pie else [])
-    key = hashlib.sha256(repr((RELEASES[minor], _tree_digest(src), flags, cgo)).encode())
+    # Binaries embed the paths of their sources and of the toolchain's runtime: a checkout in
+    # another folder (CI's clone) or another toolchain install must not reuse them.
+    key = hashlib.sha256(repr((RELEASES[minor], str(go_binary(minor)), str(src.resolve()),
+                               _tree_digest(src), flags, cgo)).encode())
     out = build_cache_dir() / f"{program}-go{minor}{'-cgo' if cgo else ''}" \
         f"{'-pie' if pie else ''}{'-stripped' if stripped else ''}-{key.hexdigest()[:12]}"
     if out.exists():
