@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+
 from packets import commands as cmds
 from packets import replies
 
-from .. import profiles
+from .. import profiles, thread_names
 from ..stop_replies import stop_reply
-from .. import thread_names
-from ..target import procfs
+from ..target import StopEvent, StopKind, procfs
 from .registry import Feature, add_feature, handles, supported_features
 
 PACKET_SIZE = 0x20000
@@ -65,9 +66,8 @@ def stop_reason(session, cmd) -> bytes:
         return stop_reply(session, inferior.exit_event)
     event = inferior.last_event
     if event is None or not inferior.has_thread(event.tid):
-        from ..target import StopEvent, StopKind
-        import signal as _signal
-        event = StopEvent(StopKind.SIGNAL, min(inferior.thread_ids()), _signal.SIGTRAP)
+        # The thread of the last stop is gone: report the stop on a live thread.
+        event = StopEvent(StopKind.SIGNAL, min(inferior.thread_ids()), signal.SIGTRAP)
     session.state.general_thread = event.tid
     return stop_reply(session, event)
 
@@ -95,7 +95,7 @@ def thread_alive(session, cmd: cmds.ThreadAlive) -> bytes:
 
 @handles(cmds.CurrentThreadQuery)
 def current_thread(session, cmd) -> bytes:
-    inferior = session.require_inferior()
+    session.require_inferior()
     return b"QC" + session.format_thread(session.resolve_thread(None))
 
 

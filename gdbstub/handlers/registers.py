@@ -79,7 +79,7 @@ def write_registers(session, cmd: cmds.WriteRegisters) -> bytes:
 
 @handles(cmds.ReadRegister)
 def read_register(session, cmd: cmds.ReadRegister) -> bytes:
-    inferior = session.require_inferior()
+    session.require_inferior()
     if session.table.by_number(cmd.regnum) is None:
         return replies.error(0x01, f"no register {cmd.regnum:#x}", session.state.error_strings)
     return replies.hex_encode(session.table.read_register(_register_sets(session, cmd.thread), cmd.regnum))

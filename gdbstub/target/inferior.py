@@ -19,7 +19,8 @@ import trio
 from . import procfs
 from . import ptrace_calls as pt
 from .breakpoints import SoftwareBreakpoints
-from .debugregs import DebugRegisterError, DebugRegisters, Watch
+from .debugregs import DebugRegisters
+from .hardware import HardwareBreakpoints
 from .events import StopEvent, StopKind
 from .launch import Started
 from .memory import ProcessMemory
@@ -39,7 +40,7 @@ class TargetError(Exception):
     """A request the process cannot honour right now; the message is for the client."""
 
 
-class Inferior:
+class Inferior(HardwareBreakpoints):
     def __init__(self, started: Started, launched: bool, use_xstate: bool) -> None:
         self.pid = started.pid
         self.launched = launched
@@ -288,56 +289,6 @@ class Inferior:
             self._resume_quietly(thread, signal.SIGTRAP)
             return
         thread.pending = StopEvent(StopKind.SIGNAL, thread.tid, signal.SIGTRAP)
-
-    # -- hardware breakpoints and watchpoints ----------------------------------------------
-    def insert_watch(self, watch: Watch) -> None:
-        """Reserve debug registers for `watch` and write them to every thread."""
-        if not self.debug_registers.add(watch):
-            return
-        try:
-            self._write_debug_registers()
-        except pt.PtraceError as exc:
-            self.debug_registers.remove(watch)
-            self._write_debug_registers()
-            raise DebugRegisterError(f"cannot set debug registers: {exc}") from None
-
-    def remove_watch(self, watch: Watch) -> None:
-        if self.debug_registers.remove(watch):
-            self._write_debug_registers()
-
-    def _write_debug_registers(self) -> None:
-        for thread in self.threads.values():
-            if not thread.running and not thread.awaiting_first_stop:
-                self._apply_debug_registers(thread)
-
-    def _apply_debug_registers(self, thread: Thread) -> None:
-        try:
-            self.debug_registers.apply(thread.tid)
-        except pt.PtraceError as exc:
-            if not pt.is_gone(exc):
-                raise
-
-    def _hw_hit(self, thread: Thread) -> bool:
-        return self.debug_registers.active
-
-    def _hardware_event(self, thread: Thread) -> StopEvent | None:
-        hit = self.debug_registers.take_hit(thread.tid)
-        if hit is None:
-            return None
-        index, slot = hit
-        if slot.watch.kind == "exec":
-            return StopEvent(StopKind.HW_BREAKPOINT, thread.tid, signal.SIGTRAP)
-        kind = {"write": "watch", "read": "rwatch", "access": "awatch"}[slot.watch.kind]
-        return StopEvent(StopKind.WATCHPOINT, thread.tid, signal.SIGTRAP,
-                         watch_addr=slot.watch.addr, watch_type=kind, watch_slot=index)
-
-    def _set_resume_flag_if_needed(self, thread: Thread) -> None:
-        """An execution breakpoint at the PC would fire again at once: RF skips it one time."""
-        if self.debug_registers.active and self.debug_registers.exec_slot_at(thread.pc()):
-            gpr = bytearray(thread.gpr())
-            eflags = int.from_bytes(gpr[18 * 8:18 * 8 + 8], "little") | (1 << 16)
-            gpr[18 * 8:18 * 8 + 8] = eflags.to_bytes(8, "little")
-            thread.set_gpr(bytes(gpr))
 
     def _stopping_all(self) -> bool:
         if self._interrupt_requested or self._process_events:
@@ -627,8 +578,3 @@ class Inferior:
             self._clear_debug_registers()
         for hook in self.release_hooks:
             hook()
-
-    def _clear_debug_registers(self) -> None:
-        if self.debug_registers.active:
-            self.debug_registers.clear()
-            self._write_debug_registers()
