@@ -79,9 +79,9 @@ class Session:
         self._thread_text: dict[tuple, bytes] = {}
         # (generation, goid, pc, sp, bp) while `monitor goroutine N select` is in effect.
         self.selected_goroutine: tuple | None = None
-        self.detached = False
         self.client_gone = False
-        self.killed = False
+        # Why the last lldb `A` launch failed (qLaunchSuccess reports it), or None.
+        self.last_launch_error: str | None = None
         self.stop_requested_exit = False
         self.xfer_cache: dict[tuple[str, str], bytes] = {}
         self.hostio = None
@@ -181,9 +181,6 @@ class Session:
         data = framing.frame(payload)
         self._last_reply = data
         await self._send_raw(data)
-
-    async def send_notification(self, payload: bytes) -> None:
-        await self._send_raw(framing.frame_notification(payload))
 
     async def _send_raw(self, data: bytes) -> None:
         if self._pending_ack:

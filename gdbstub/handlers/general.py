@@ -191,7 +191,7 @@ def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
         return replies.error(0x01, "no such thread", session.state.error_strings)
     text = thread_names.thread_text(session.server, tid)
     if text is None:
-        name, core = procfs.thread_name(inferior.pid, tid), procfs.thread_core(inferior.pid, tid)
+        name, core = procfs.thread_name_and_core(inferior.pid, tid)
         state = "running" if inferior.threads[tid].running else "stopped"
         text = f"Name: {name}, State: {state}" + (f", Core: {core}" if core is not None else "")
     return replies.hex_encode(text.encode())
@@ -203,7 +203,6 @@ async def kill(session, cmd: cmds.Kill) -> bytes | None:
     if inferior is not None:
         await inferior.kill()
         session.server.on_killed()
-    session.killed = True
     if cmd.pid is not None:
         return replies.OK  # vKill answers; plain k does not (except to lldb)
     if session.profile.reply_to_kill and inferior is not None and inferior.exit_event is not None:
@@ -221,6 +220,5 @@ async def detach(session, cmd: cmds.Detach) -> bytes:
         return replies.error(0x01, "no such process", session.state.error_strings)
     await session.send(replies.OK)
     await session.server.detach()
-    session.detached = True
     session.stop_requested_exit = True
     return None

@@ -121,7 +121,7 @@ def launch_arguments(session, cmd: lc.LaunchArguments) -> bytes:
 
 @handles(lc.LaunchSuccessQuery)
 def launch_success(session, cmd) -> bytes:
-    error = getattr(session, "last_launch_error", None)
+    error = session.last_launch_error
     if error:
         return b"E" + error.encode(errors="replace")
     return replies.OK

@@ -73,7 +73,6 @@ class Inferior(HardwareBreakpoints):
         self.poll = None
         # Counts resumes: whatever was read from the stopped program is stale once it changes.
         self.generation = 0
-        self.release_hooks: list = []
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -576,5 +575,3 @@ class Inferior(HardwareBreakpoints):
         if self.exit_event is None:
             self.breakpoints.remove_all()
             self._clear_debug_registers()
-        for hook in self.release_hooks:
-            hook()

@@ -23,14 +23,6 @@ def thread_name(pid: int, tid: int) -> str | None:
         return None
 
 
-def thread_core(pid: int, tid: int) -> int | None:
-    fields = _stat_fields(pid, tid)
-    try:
-        return int(fields[36]) if fields else None
-    except (IndexError, ValueError):
-        return None
-
-
 def thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
     """The thread's name (as in comm) and the CPU it last ran on, from one read of its stat.
 

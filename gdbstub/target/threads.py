@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import ptrace_calls as pt
 from .events import StopEvent
@@ -39,7 +39,6 @@ class Thread:
     _fp: bytes | None = None
     # The encoded 'g' reply for this stop (clients ask for it once or more per stop).
     g_cache: bytes | None = None
-    extra: dict = field(default_factory=dict)
 
     # -- registers -------------------------------------------------------------------------
     def invalidate(self) -> None:
