@@ -167,7 +167,9 @@ class Session:
             return entry.function(self, command)
         except TargetError as exc:
             return replies.error(0x01, str(exc), self.state.error_strings)
-        except cmds.MalformedCommand as exc:
+        except (cmds.MalformedCommand, ValueError) as exc:
+            # A well-formed packet with arguments the target cannot take (a 'G' of the wrong
+            # length, say): the client hears why and the session goes on.
             return replies.error(0x16, str(exc), self.state.error_strings)
         except (OSError, PtraceError) as exc:
             # A thread that vanished under a request (it exited, or was killed) must not end

@@ -407,6 +407,29 @@ def test_malformed_memory_packet_gets_an_error_and_the_session_goes_on(client, p
     assert client.request(b"?").startswith(b"T05")
 
 
+@pytest.mark.parametrize("packet", [
+    b"G50de",                               # a register block of the wrong length
+    b"Gf0d3fa5c56c11669",
+    b"P0=12",                               # a register value of the wrong size
+    b"Z2,ffffffffffffffff,ffffffff",        # a watch range no debug registers could hold
+    b"Z4,1000,100000000",
+])
+def test_well_formed_packet_with_impossible_arguments_gets_an_error(client, packet):
+    # Found by sending thousands of random packets: these once ended the session, or hung it.
+    started = time.monotonic()
+    reply = client.request(packet)
+    assert re.fullmatch(rb"E[0-9a-fA-F]{2}(;.*)?", reply), reply
+    assert time.monotonic() - started < 5
+    assert client.request(b"?").startswith(b"T05")
+
+
+def test_echo_reply_escapes_frame_characters(client):
+    # A raw '*' in a reply reads as run-length encoding, and '#' or '$' would end the frame.
+    reply = client.request(b"qEcho:a*b")
+    assert reply == b"qEcho:a}\nb", reply
+    assert framing.unescape_binary(reply) == b"qEcho:a*b"
+
+
 def test_overlong_packet_gets_an_error_and_the_session_goes_on(client, static_server):
     entry = auxv_of(static_server.pid)[AT_ENTRY]
     big = b"M%x,10001:" % entry + b"00" * 0x10001

@@ -51,7 +51,7 @@ def enable_error_strings(session, cmd) -> bytes:
 @handles(lc.Echo, features=(Feature("qEcho+", _lldb),))
 def echo(session, cmd: lc.Echo) -> bytes:
     # lldb-server answers with the whole packet; lldb's resync after a timeout checks that.
-    return b"qEcho:" + cmd.text
+    return b"qEcho:" + escape_binary(cmd.text)  # a raw '*', '#' or '$' would break the frame
 
 
 def _distribution() -> str | None:

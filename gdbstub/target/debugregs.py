@@ -77,6 +77,8 @@ class DebugRegisters:
             return False
         if watch.length <= 0:
             raise DebugRegisterError("length must be positive")
+        if watch.length > 8 * SLOTS:
+            raise DebugRegisterError(f"{watch.length} bytes cannot be watched with {SLOTS} debug registers")
         if watch.kind == "exec":
             pieces = [(watch.addr, 1)]
         else:
