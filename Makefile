@@ -78,6 +78,7 @@ test: setup
 
 bench: setup
 	$(VPY) bench/run.py
+	$(VPY) bench/threads_bench.py
 
 clean:
 	$(MAKE) -s -C examples clean
