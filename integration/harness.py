@@ -20,11 +20,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROGRAMS_SRC = ROOT / "tests" / "programs"
+sys.path.insert(0, str(ROOT / "tests"))
+from testprograms import PROGRAMS_DIR as PROGRAMS_SRC  # noqa: E402
+from testprograms import Programs, build_programs  # noqa: E402,F401  (re-exported to the tests)
+
 PROGRAMS_BUILD = PROGRAMS_SRC / "build"
 
 SERVER_KINDS = ("gdbserver", "gdbstub")
@@ -434,31 +437,6 @@ def line_of(source: str | Path, tag: str) -> int:
 def expand_lines(command: str) -> str:
     """Replace every '{line:FILE:TAG}' in a gdb command by that line's number."""
     return _LINE_TAG.sub(lambda m: str(line_of(m.group(1), m.group(2))), command)
-
-
-@dataclass(frozen=True)
-class Programs:
-    """Paths of the built test programs (see tests/programs/*.c)."""
-
-    simple: Path         # PIE, dynamically linked
-    simple_static: Path  # the same source, -static
-    spin: Path
-    crash: Path
-    signals: Path
-    threads: Path
-
-    @classmethod
-    def in_dir(cls, build: Path) -> Programs:
-        return cls(**{f.name: build / f.name for f in fields(cls)})
-
-
-def build_programs(directory: Path = PROGRAMS_SRC) -> Path:
-    """Build the test programs (a no-op when they are up to date); returns the build dir."""
-    result = subprocess.run(["make", "-s", "-C", str(directory)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"building {directory} failed:\n{result.stdout}{result.stderr}")
-    return directory / "build"
 
 
 def wait_for_file(path: Path, timeout: float) -> bool:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Programs
+    from testprograms import Programs
 
 ROOT = Path(__file__).resolve().parent.parent
 

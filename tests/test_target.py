@@ -28,10 +28,10 @@ import trio
 
 from gdbstub.arch import cpu_has_avx, x86_64_table
 from gdbstub.target import Inferior, Resume, StopEvent, StopKind, Tracer, attach, launch
+from testprograms import PROGRAMS_DIR
 
 pytestmark = pytest.mark.timeout(60)
 
-PROGRAMS_DIR = Path(__file__).resolve().parent / "programs"
 USE_XSTATE = cpu_has_avx()
 TABLE = x86_64_table(USE_XSTATE)
 
