@@ -38,6 +38,21 @@ def event_signal(session, event: StopEvent) -> int:
     return event.signal
 
 
+def take_stop(session, event: StopEvent) -> None:
+    """Settle, once, what a stop the client is about to hear of leaves in the thread.
+
+    The controller rewinds the PC of a breakpoint stop to the int3. A gdb that did not
+    negotiate swbreak rewinds it itself, so (as gdbserver does when it picks the event to
+    report) the PC goes back past the int3 here, and the event remembers it. Rendering a stop
+    never writes to the thread: a later qSupported or `?` cannot move the PC again.
+    """
+    if (event.kind == StopKind.BREAKPOINT and not event.pc_after_int3 and not session.state.swbreak
+            and not session.profile.lldb_stop_replies):
+        thread = session.server.inferior.thread(event.tid)
+        thread.set_pc(thread.pc() + 1)
+        event.pc_after_int3 = True
+
+
 def stop_reply(session, event: StopEvent) -> bytes:
     state = session.state
     profile = session.profile
@@ -61,12 +76,8 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
     inferior = session.server.inferior
     pairs: list[tuple[bytes, bytes]] = []
     if event.kind == StopKind.BREAKPOINT:
-        if state.swbreak:
+        if state.swbreak and not event.pc_after_int3:
             pairs.append((b"swbreak", b""))
-        else:
-            # A client that does not know swbreak steps the PC back over the int3 itself.
-            thread = inferior.thread(event.tid)
-            thread.set_pc(thread.pc() + 1)
     elif event.kind == StopKind.THREAD_CREATED:
         pairs.append((b"create", b""))
     elif event.kind == StopKind.HW_BREAKPOINT and state.hwbreak:
@@ -118,6 +129,8 @@ def _name_pair(name: str | None) -> tuple[bytes, bytes]:
 def lldb_reason(session, event: StopEvent) -> tuple[str, str | None]:
     """lldb's reason word and, for watchpoints, its description ("addr index hit-addr")."""
     reason = _LLDB_REASONS.get(event.kind, "signal")
+    if event.pc_after_int3:
+        reason = "signal"  # the PC is not at the breakpoint: lldb would not find it there
     description = None
     if event.kind == StopKind.RUNTIME:
         return "exception", event.description or "runtime event"

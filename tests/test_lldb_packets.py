@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from raw_rsp import LLDB_QSUPPORTED
 
 from packets import framing
 
@@ -41,7 +42,6 @@ pytestmark = [
                        reason="lldb-server is not installed (make setup installs lldb)"),
 ]
 
-LLDB_QSUPPORTED = b"qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+;fork-events+;vfork-events+"
 # What lldb 14 sends after qSupported, in its order (see the lldb captures).
 LLDB_STARTUP = (b"QThreadSuffixSupported", b"QListThreadsInStopReply", b"qHostInfo", b"vCont?",
                 b"QEnableErrorStrings", b"qProcessInfo", b"?")

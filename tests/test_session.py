@@ -10,193 +10,29 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import struct
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from raw_rsp import (
+    GDB_QSUPPORTED,
+    Client,
+    auxv_of,
+    hexs,
+    load_base,
+    nm_address,
+    process_state,
+    start_server,
+    vfile,
+)
 
 from packets import framing
 
 pytestmark = pytest.mark.timeout(60)
 
-GDBSTUB = [sys.executable, "-m", "gdbstub"]
-# What gdb 13 sends (see /work/shared/notes/captures): the server must cope with all of it.
-GDB_QSUPPORTED = (b"qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;fork-events+;"
-                  b"vfork-events+;exec-events+;vContSupported+;QThreadEvents+;no-resumed+;"
-                  b"memory-tagging+;xmlRegisters=i386")
 AT_ENTRY = 9
-
-
-# -- the server process ------------------------------------------------------------------------------
-
-@dataclass
-class RunningServer:
-    proc: subprocess.Popen
-    port: int
-    pid: int            # the debugged program's pid
-    program: Path
-    log: Path
-
-    def connect(self) -> Client:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as gdb does
-        return Client(sock)
-
-    def wait_exit(self, timeout: float = 10) -> int | None:
-        """The server's exit status once it ends on its own, None if it is still up."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> int | None:
-        """End the server (SIGTERM if it is still up) and return its exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-
-def start_server(program: Path, args: list[str], log: Path, once: bool = True) -> RunningServer:
-    argv = [*GDBSTUB, *(["--once"] if once else []), "127.0.0.1:0", str(program), *args]
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                cwd=Path(__file__).resolve().parent.parent)
-    deadline = time.monotonic() + 20
-    while True:
-        text = log.read_text(errors="replace")
-        pid = re.search(r"created; pid = (\d+)", text)
-        port = re.search(r"Listening on port (\d+)", text)
-        if pid and port:
-            return RunningServer(proc, int(port.group(1)), int(pid.group(1)), program, log)
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise AssertionError(f"the server did not start:\n{text}")
-        time.sleep(0.02)
-
-
-# -- a minimal client ------------------------------------------------------------------------------
-
-class Client:
-    """Frames requests, checks the '+' the server owes for each, acknowledges its replies."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.decoder = framing.Decoder(max_packet_size=1 << 22, expand_rle=True)
-        self.events: deque[framing.Event] = deque()
-        self.no_ack = False
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def next_event(self, timeout: float = 10) -> framing.Event:
-        deadline = time.monotonic() + timeout
-        while not self.events:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no reply from the server")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(1 << 16)
-            except socket.timeout:
-                raise TimeoutError("no reply from the server") from None
-            if not data:
-                raise ConnectionError("the server closed the connection")
-            self.events.extend(self.decoder.feed(data))
-        return self.events.popleft()
-
-    def expect_ack(self, timeout: float = 10) -> None:
-        event = self.next_event(timeout)
-        assert isinstance(event, framing.Ack), f"expected '+', got {event!r}"
-
-    def read_reply(self, timeout: float = 10) -> bytes:
-        event = self.next_event(timeout)
-        assert isinstance(event, framing.Packet), f"expected a packet, got {event!r}"
-        if not self.no_ack:
-            self.send_raw(b"+")
-        return event.payload
-
-    def send(self, payload: bytes) -> None:
-        self.send_raw(framing.frame(payload))
-        if not self.no_ack:
-            self.expect_ack()
-
-    def request(self, payload: bytes, timeout: float = 10) -> bytes:
-        self.send(payload)
-        return self.read_reply(timeout)
-
-    def nothing_pending(self, wait: float) -> bool:
-        """True if the server sends nothing within `wait` seconds."""
-        try:
-            event = self.next_event(wait)
-        except TimeoutError:
-            return True
-        self.events.appendleft(event)
-        return False
-
-    def xfer(self, obj: str, annex: str, chunk: int = 0x3FF) -> bytes:
-        """Read a whole qXfer object, chunk by chunk."""
-        out = b""
-        while True:
-            reply = self.request(b"qXfer:%s:read:%s:%x,%x" % (obj.encode(), annex.encode(), len(out), chunk))
-            assert reply[:1] in (b"m", b"l"), f"qXfer:{obj}:{annex} at {len(out):#x} -> {reply[:80]!r}"
-            out += framing.unescape_binary(reply[1:])
-            if reply[:1] == b"l":
-                return out
-
-
-def hexs(data: bytes) -> bytes:
-    return data.hex().encode()
-
-
-def vfile(client: Client, request: bytes) -> tuple[int, int | None, bytes]:
-    """Send a vFile request; returns (result, errno or None, binary attachment)."""
-    reply = client.request(request)
-    assert reply.startswith(b"F"), reply[:80]
-    head, sep, attachment = reply[1:].partition(b";")
-    result, _, errno_text = head.partition(b",")
-    value = -int(result[1:], 16) if result.startswith(b"-") else int(result, 16)
-    return value, (int(errno_text, 16) if errno_text else None), framing.unescape_binary(attachment)
-
-
-def auxv_of(pid: int) -> dict[int, int]:
-    with open(f"/proc/{pid}/auxv", "rb") as f:
-        data = f.read()
-    return dict(struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]))
-
-
-def nm_address(program: Path, symbol: str) -> int:
-    listing = subprocess.run(["nm", str(program)], capture_output=True, text=True, check=True).stdout
-    for line in listing.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[2] == symbol:
-            return int(parts[0], 16)
-    raise AssertionError(f"{symbol} not in {program}")
-
-
-def load_base(pid: int, program: Path) -> int:
-    real = os.path.realpath(program)
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 6 and parts[5] == real and int(parts[2], 16) == 0:
-                return int(parts[0].split("-")[0], 16)
-    raise AssertionError(f"{real} not mapped in {pid}")
 
 
 def registers_from_xml(document: bytes, fetch) -> list[ET.Element]:
@@ -229,7 +65,7 @@ def static_server(programs, tmp_path_factory):
     status = server.wait_exit()
     server.stop()
     assert status == 0, log.read_text()
-    assert _state(server.pid) is None
+    assert process_state(server.pid) is None
 
 
 @pytest.fixture
@@ -237,15 +73,6 @@ def client(static_server):
     c = static_server.connect()
     yield c
     c.close()
-
-
-def _state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2:][:1].decode()
 
 
 # -- negotiation ------------------------------------------------------------------------------------
@@ -517,7 +344,7 @@ def test_xfer_threads_lists_exactly_the_process_tasks(programs, tmp_path):
         status = server.wait_exit()
         server.stop()
     assert status == 0, server.log.read_text()
-    assert _state(server.pid) is None  # killed and reaped
+    assert process_state(server.pid) is None  # killed and reaped
 
 
 def test_interrupt_byte_stops_a_running_program(programs, tmp_path):
@@ -527,14 +354,14 @@ def test_interrupt_byte_stops_a_running_program(programs, tmp_path):
         client.request(GDB_QSUPPORTED)
         client.send(b"vCont;c")
         assert client.nothing_pending(0.5)  # it spins: no stop reply
-        assert _state(server.pid) == "R"
+        assert process_state(server.pid) == "R"
         start = time.monotonic()
         client.send_raw(b"\x03")
         reply = client.read_reply(timeout=5)
         assert time.monotonic() - start < 2
         expected = rb"T02(?:[0-9a-f]{2}:[0-9a-f]+;)*thread:p%x\.%x;" % (server.pid, server.pid)
         assert re.fullmatch(expected, reply), reply
-        assert _state(server.pid) == "t"
+        assert process_state(server.pid) == "t"
         # The session goes on: registers and memory are readable at the stop.
         assert re.fullmatch(rb"[0-9a-f]+", client.request(b"g"))
     finally:
@@ -543,7 +370,7 @@ def test_interrupt_byte_stops_a_running_program(programs, tmp_path):
         server.stop()
     # --once: the server ends with the connection and takes the program with it.
     assert status == 0, server.log.read_text()
-    assert _state(server.pid) is None
+    assert process_state(server.pid) is None
 
 
 def test_sigterm_ends_the_server_promptly_and_kills_the_program(programs, tmp_path):
@@ -555,4 +382,4 @@ def test_sigterm_ends_the_server_promptly_and_kills_the_program(programs, tmp_pa
         server.proc.kill()  # the tracee dies with it (PTRACE_O_EXITKILL)
         server.proc.wait()
     assert status == 0, f"the server was still running {time.monotonic() - start:.1f} s after SIGTERM"
-    assert _state(server.pid) in (None, "Z")  # killed (init reaps it once the server is gone)
+    assert process_state(server.pid) in (None, "Z")  # killed (init reaps it once the server is gone)

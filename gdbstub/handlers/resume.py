@@ -5,7 +5,7 @@ from __future__ import annotations
 from packets import commands as cmds
 from packets import replies
 
-from ..stop_replies import stop_reply
+from ..stop_replies import stop_reply, take_stop
 from ..target import Resume, TargetError
 from .registry import handles
 
@@ -31,6 +31,7 @@ async def _run(session, actions: dict[int, Resume], default: Resume | None, pref
         session.server.on_exit(event)
     elif inferior.has_thread(event.tid):
         session.state.general_thread = event.tid
+        take_stop(session, event)
     return stop_reply(session, event)
 
 

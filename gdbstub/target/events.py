@@ -36,6 +36,10 @@ class StopEvent:
     watch_type: str | None = None  # 'watch', 'rwatch', 'awatch'
     watch_slot: int | None = None
     description: str | None = None  # what a RUNTIME stop means, for the user
+    # A BREAKPOINT stop whose PC was put back just past the int3, once, when it was first
+    # reported (for a client that rewinds it itself). A fact about the thread from then on:
+    # later replies describe it, whatever the client negotiates afterwards.
+    pc_after_int3: bool = False
 
     @property
     def is_exit(self) -> bool:
