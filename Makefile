@@ -4,6 +4,7 @@
 #   make run     serve examples/build/counter on 127.0.0.1:2345
 #   make test    the whole test suite (unit, CLI, and real-gdb integration tests)
 #   make bench   the benchmarks
+#   make fuzz    100,000 hostile packets against a stopped program (FUZZ_PACKETS=N for more)
 #   make clean   remove build outputs and caches (keeps .venv)
 
 SHELL := /bin/bash
@@ -17,7 +18,7 @@ EXAMPLE := examples/build/counter
 APT_PACKAGES := gdb gdbserver lldb gcc libc6-dev make strace
 TOOLS := gdb gdbserver lldb gcc make strace
 
-.PHONY: setup tools venv programs gotoolchains bytecode run test bench clean
+.PHONY: setup tools venv programs gotoolchains bytecode run test bench fuzz clean
 
 setup: tools venv programs gotoolchains bytecode
 
@@ -79,6 +80,10 @@ test: setup
 bench: setup
 	$(VPY) bench/run.py
 	$(VPY) bench/threads_bench.py
+
+FUZZ_PACKETS ?= 100000
+fuzz: setup
+	GDBSTUB_FUZZ_PACKETS=$(FUZZ_PACKETS) $(VPY) -m pytest -q -s tests/test_hostile_packets.py -k hostile_packets_change
 
 clean:
 	$(MAKE) -s -C examples clean

@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from elftools.elf.elffile import ELFFile
+
 from packets import framing
 
 GDBSTUB = [sys.executable, "-m", "gdbstub"]
@@ -64,15 +66,19 @@ class RunningServer:
             return None
 
 
-def start_server(program: Path, args: list[str], log: Path, once: bool = True) -> RunningServer:
-    argv = [*GDBSTUB, *(["--once"] if once else []), "127.0.0.1:0", str(program), *args]
+def start_server(program: Path, args: list[str], log: Path, once: bool = True,
+                 command: list[str] = GDBSTUB, attach_pid: int | None = None) -> RunningServer:
+    """Serve `program` (gdbstub by default; gdbserver prints the same start-up lines), or the
+    running process `attach_pid` (of `program`)."""
+    target = ["--attach", "127.0.0.1:0", str(attach_pid)] if attach_pid else ["127.0.0.1:0", str(program), *args]
+    argv = [*command, *(["--once"] if once else []), *target]
     with open(log, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 cwd=Path(__file__).resolve().parent.parent)
     deadline = time.monotonic() + 20
     while True:
         text = log.read_text(errors="replace")
-        pid = re.search(r"created; pid = (\d+)", text)
+        pid = re.search(r"(?:created|Attached); pid = (\d+)", text)
         port = re.search(r"Listening on port (\d+)", text)
         if pid and port:
             return RunningServer(proc, int(port.group(1)), int(pid.group(1)), program, log)
@@ -203,3 +209,24 @@ def process_state(pid: int) -> str | None:
     except OSError:
         return None
     return data[data.rfind(b")") + 2:][:1].decode()
+
+
+def proc_memory(pid: int, addr: int, length: int) -> bytes:
+    """What the process holds at `addr`, as the kernel shows it (int3 bytes included)."""
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+    try:
+        return os.pread(fd, length, addr)
+    finally:
+        os.close(fd)
+
+
+def elf_bytes(program: Path, vaddr: int, length: int) -> bytes:
+    """The bytes the ELF file holds for a link-time address."""
+    with open(program, "rb") as f:
+        elf = ELFFile(f)
+        for segment in elf.iter_segments("PT_LOAD"):
+            start = segment["p_vaddr"]
+            if start <= vaddr and vaddr + length <= start + segment["p_filesz"]:
+                f.seek(segment["p_offset"] + vaddr - start)
+                return f.read(length)
+    raise AssertionError(f"{vaddr:#x} is not in {program}'s file")

@@ -113,7 +113,9 @@ def test_profile_change_at_a_breakpoint_stop_changes_nothing(programs, tmp_path:
         # rewound by the client itself, then the breakpoint is removed and the program resumes.
         if pc == add + 1:
             assert client.request(b"P%x=%s" % (RIP, add.to_bytes(8, "little").hex().encode())) == b"OK"
-        assert client.request(b"z0,%x,1" % add) == b"OK"
+        removed = client.request(b"z0,%x,1" % add)
+        # A client that leaves takes its breakpoints with it: the second finds none to remove.
+        assert removed.startswith(b"E") if change == "second-client" else removed == b"OK", removed
         end = client.request(b"c")
         assert re.fullmatch(rb"W%02x(;process:[0-9a-f]+)?" % EXIT_CODE, end), end
         client.close()

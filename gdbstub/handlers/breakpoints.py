@@ -38,12 +38,18 @@ def insert_breakpoint(session, cmd: cmds.InsertBreakpoint) -> bytes:
 @handles(cmds.RemoveBreakpoint)
 def remove_breakpoint(session, cmd: cmds.RemoveBreakpoint) -> bytes:
     inferior = session.require_inferior()
+    # Removing what was never inserted is an error, as with gdbserver and lldb-server: the
+    # client's idea of what is inserted is wrong, and it should hear so.
     if cmd.kind == 0:
-        inferior.breakpoints.remove(cmd.addr)
+        if not inferior.breakpoints.remove(cmd.addr):
+            return replies.error(0x01, f"no breakpoint at 0x{cmd.addr:x}", session.state.error_strings)
         return replies.OK
     kind = _KINDS.get(cmd.kind)
     if kind is None:
         return b""
     length = 1 if kind == "exec" else cmd.length
-    inferior.remove_watch(Watch(kind, cmd.addr, length))
+    if not inferior.remove_watch(Watch(kind, cmd.addr, length)):
+        if kind == "read" and not session.profile.read_watchpoints:
+            return b""  # as for Z3: this client was told read watchpoints are not supported
+        return replies.error(0x01, f"no {kind} watch at 0x{cmd.addr:x}", session.state.error_strings)
     return replies.OK

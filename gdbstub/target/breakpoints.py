@@ -53,13 +53,19 @@ class SoftwareBreakpoints:
             self._saved[addr] = original
         (self._internal if internal else self._client).add(addr)
 
-    def remove(self, addr: int, internal: bool = False) -> None:
-        (self._internal if internal else self._client).discard(addr)
+    def remove(self, addr: int, internal: bool = False) -> bool:
+        """Drop this owner's claim on `addr`, and the int3 with the last claim; False if this
+        owner had no breakpoint there."""
+        owners = self._internal if internal else self._client
+        if addr not in owners:
+            return False
+        owners.discard(addr)
         if addr in self._client or addr in self._internal:
-            return
+            return True
         original = self._saved.pop(addr, None)
         if original is not None:
             self._memory.write(addr, original)
+        return True
 
     def remove_client(self) -> None:
         """Take out every breakpoint the client set (its own will be re-sent if it comes back)."""

@@ -28,9 +28,12 @@ class HardwareBreakpoints:
             self._write_debug_registers()
             raise DebugRegisterError(f"cannot set debug registers: {exc}") from None
 
-    def remove_watch(self, watch: Watch) -> None:
-        if self.debug_registers.remove(watch):
-            self._write_debug_registers()
+    def remove_watch(self, watch: Watch) -> bool:
+        """Take a watch out; False if no such watch was inserted."""
+        if not self.debug_registers.remove(watch):
+            return False
+        self._write_debug_registers()
+        return True
 
     def _write_debug_registers(self) -> None:
         for thread in self.threads.values():
