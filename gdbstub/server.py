@@ -22,7 +22,7 @@ from .launch_settings import LaunchSettings
 from .options import Options
 from .symbols.elf_sections import may_be_go
 from .session import Session
-from .target import Inferior, LaunchError, StopEvent, StopKind, Tracer, attach, launch
+from .target import Inferior, LaunchError, RunSettings, StopEvent, StopKind, Tracer, attach, launch
 from .transport import Comm, Connection, open_listener
 
 log = logging.getLogger("gdbstub")
@@ -54,8 +54,8 @@ class Server:
         has_avx = cpu_has_avx()
         self.use_xstate = has_avx
         self.register_table = x86_64_table(has_avx)
-        self.pass_signals: frozenset[int] = frozenset()
-        self.program_signals: frozenset[int] | None = None
+        # The client's run-control settings: the process takes them, and so does the next one.
+        self.run_settings = RunSettings()
         self.exit_requested = False
         self._exit_said = False
         self.launch_settings = LaunchSettings(disable_randomization=options.disable_randomization)
@@ -65,14 +65,16 @@ class Server:
         opts = self.options
         if opts.attach_pid is not None:
             started = attach(opts.attach_pid)
-            self.inferior = Inferior(started, launched=False, use_xstate=self.use_xstate)
+            self.inferior = Inferior(started, launched=False, use_xstate=self.use_xstate,
+                                     settings=self.run_settings)
             self.inferior.last_event = StopEvent(StopKind.SIGNAL, started.pid, signal.SIGSTOP)
             say(f"Attached; pid = {started.pid}")
         else:
             if opts.disable_randomization:
                 _disable_randomization()
             started = launch(opts.program, opts.args, protocol_on_stdio=self.comm.kind == "stdio")
-            self.inferior = Inferior(started, launched=True, use_xstate=self.use_xstate)
+            self.inferior = Inferior(started, launched=True, use_xstate=self.use_xstate,
+                                     settings=self.run_settings)
             say(f"Process {opts.program} created; pid = {started.pid}")
         self.tracer.add(self.inferior)
         self._open_go_view()
@@ -97,7 +99,7 @@ class Server:
             self.tracer.remove(self.inferior)
         if pid is not None:
             started = attach(pid)
-            inferior = Inferior(started, launched=False, use_xstate=self.use_xstate)
+            inferior = Inferior(started, launched=False, use_xstate=self.use_xstate, settings=self.run_settings)
             inferior.last_event = StopEvent(StopKind.SIGNAL, started.pid, signal.SIGSTOP)
             say(f"Attached; pid = {started.pid}")
         else:
@@ -106,9 +108,8 @@ class Server:
             env = settings.environment(inherit_environment)
             started = launch(argv[0], argv[1:], env=env, cwd=settings.working_dir,
                              protocol_on_stdio=self.comm.kind == "stdio", stdio_paths=settings.stdio)
-            inferior = Inferior(started, launched=True, use_xstate=self.use_xstate)
+            inferior = Inferior(started, launched=True, use_xstate=self.use_xstate, settings=self.run_settings)
             say(f"Process {argv[0]} created; pid = {started.pid}")
-        inferior.pass_signals = self.pass_signals
         self.inferior = inferior
         self._exit_said = False
         self.tracer.add(inferior)

@@ -52,7 +52,6 @@ class ProtocolState:
     swbreak: bool = False
     hwbreak: bool = False
     error_strings: bool = False
-    thread_events: bool = False
     general_thread: int = 0   # 0: the thread of the last stop
     continue_thread: int = -1
     supported_seen: bool = False
@@ -99,6 +98,13 @@ class Session:
     @property
     def table(self):
         return self.server.register_table
+
+    def require_resumable(self) -> Inferior:
+        """The process, for a resume: also once it is gone with its end not yet reported."""
+        inferior = self.server.inferior
+        if inferior is None or not inferior.resumable:
+            raise TargetError("no process")
+        return inferior
 
     def require_inferior(self) -> Inferior:
         inferior = self.server.inferior
@@ -199,6 +205,7 @@ class Session:
         vanished client ends the session at once."""
         if self._pending_ack:
             await self._send_raw(b"")  # acknowledge the resume before it runs for long
+        self._take_early_interrupts(inferior)
         event = inferior.poll_for_stop(prefer, report_no_resumed)
         if event is not None:
             return event
@@ -212,6 +219,14 @@ class Session:
                 raise ConnectionClosed() from None
             raise
         return event
+
+    def _take_early_interrupts(self, inferior: Inferior) -> None:
+        """A 0x03 that came in the same read as the resume (or right after it, before the
+        resume was handled) is in the backlog: it is meant for this run, so honour it now."""
+        if any(isinstance(event, framing.Interrupt) for event in self._backlog):
+            self._backlog = deque(e for e in self._backlog if not isinstance(e, framing.Interrupt))
+            packet_log.debug("<- ^C (sent with the resume)")
+            inferior.request_interrupt()
 
     async def _watch_while_running(self, inferior: Inferior) -> None:
         while True:
@@ -243,15 +258,21 @@ class Session:
             text = self._thread_text[key] = self.thread_id(tid).format(multiprocess)
         return text
 
+    def default_thread(self) -> int:
+        """The thread meant when none is named: the last stop's, else the first live one
+        (the process id once every thread is gone)."""
+        inferior = self.require_resumable()
+        last = inferior.last_event
+        if last is not None and inferior.has_thread(last.tid):
+            return last.tid
+        return min(inferior.thread_ids(), default=inferior.pid)
+
     def resolve_thread(self, thread: cmds.ThreadId | None) -> int:
         """The tid a register or memory command is about."""
         inferior = self.require_inferior()
         tid = thread.tid if thread is not None else self.state.general_thread
         if tid in (0, -1):
-            last = inferior.last_event
-            if last is not None and inferior.has_thread(last.tid):
-                return last.tid
-            return min(inferior.thread_ids())
+            return self.default_thread()
         if not inferior.has_thread(tid):
             raise TargetError(f"no thread {tid:x}")
         return tid

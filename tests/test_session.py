@@ -23,6 +23,7 @@ from raw_rsp import (
     hexs,
     load_base,
     nm_address,
+    proc_memory,
     process_state,
     start_server,
     vfile,
@@ -118,7 +119,7 @@ def test_qsupported_advertises_only_what_it_answers(client, static_server):
         if name == "binary-upload":
             entry = auxv_of(static_server.pid)[AT_ENTRY]
             answer = client.request(b"x%x,4" % entry)
-            raw = _raw(static_server.pid, entry, 4)
+            raw = proc_memory(static_server.pid, entry, 4)
             assert answer and not answer.startswith(b"E"), answer
             assert framing.unescape_binary(answer)[-4:] == raw
             continue
@@ -129,14 +130,6 @@ def test_qsupported_advertises_only_what_it_answers(client, static_server):
         answer = client.request(probe)
         assert answer != b"", f"{name} is advertised but {probe!r} gets the empty (unsupported) reply"
     assert not unprobed, f"advertised features this test cannot check (add a probe): {unprobed}"
-
-
-def _raw(pid: int, addr: int, length: int) -> bytes:
-    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
-    try:
-        return os.pread(fd, length, addr)
-    finally:
-        os.close(fd)
 
 
 def test_must_reply_empty_and_unknown_packets_get_the_empty_reply(client):
@@ -264,7 +257,7 @@ def test_overlong_packet_gets_an_error_and_the_session_goes_on(client, static_se
     reply = client.request(big)
     assert reply.startswith(b"E"), reply[:80]
     # Nothing of it was written.
-    assert client.request(b"m%x,4" % entry) == hexs(_raw(static_server.pid, entry, 4))
+    assert client.request(b"m%x,4" % entry) == hexs(proc_memory(static_server.pid, entry, 4))
     assert client.request(b"?").startswith(b"T05")
 
 
@@ -371,6 +364,21 @@ def test_interrupt_byte_stops_a_running_program(programs, tmp_path):
     # --once: the server ends with the connection and takes the program with it.
     assert status == 0, server.log.read_text()
     assert process_state(server.pid) is None
+
+
+def test_interrupt_byte_in_the_same_read_as_the_resume_is_honoured(programs, tmp_path):
+    server = start_server(programs.spin, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.send_raw(framing.frame(b"vCont;c") + b"\x03")  # one segment, one read
+        client.expect_ack()
+        reply = client.read_reply(timeout=5)
+        assert re.fullmatch(rb"T02(?:[0-9a-f]{2}:[0-9a-f]+;)*thread:p[0-9a-f]+\.[0-9a-f]+;", reply), reply
+        assert process_state(server.pid) == "t"
+    finally:
+        client.close()
+        server.stop()
 
 
 def test_sigterm_ends_the_server_promptly_and_kills_the_program(programs, tmp_path):

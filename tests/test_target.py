@@ -286,7 +286,7 @@ async def test_continue_to_exit_reports_the_exit_code(programs, tmp_path):
 
 async def test_passed_fatal_signal_terminates(programs):
     async with debugged(programs.crash, ["term"]) as inf:
-        inf.pass_signals = frozenset({signal.SIGTERM})
+        inf.settings.pass_signals = frozenset({signal.SIGTERM})
         ev = await run_until(inf)
         assert (ev.kind, ev.signal) == (StopKind.TERMINATED, signal.SIGTERM)
 
@@ -646,7 +646,7 @@ async def test_attach_stop_read_and_detach(victim, bins):
 async def test_passed_signals_reach_the_handler_quietly(programs, tmp_path):
     out = tmp_path / "out"
     async with debugged(programs.signals, stdout=out) as inf:
-        inf.pass_signals = frozenset({signal.SIGUSR1})
+        inf.settings.pass_signals = frozenset({signal.SIGUSR1})
         ev = await run_until(inf)
         assert (ev.kind, ev.exit_code) == (StopKind.EXITED, 0)
     assert out.read_text() == "handled=3\n"

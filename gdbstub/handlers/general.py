@@ -24,10 +24,14 @@ add_feature(Feature("native-signals+", lambda s: s.profile.native_signals))
 @handles(cmds.SupportedQuery)
 def supported(session, cmd: cmds.SupportedQuery) -> bytes:
     state = session.state
+    first = not state.supported_seen
     state.features = dict(cmd.features)
     state.supported_seen = True
     session.profile = profiles.detect(cmd.features, state.no_ack_came_first)
-    _apply_default_pass_signals(session)
+    if first:
+        # A client's defaults apply as it connects; a qSupported sent again later changes
+        # how replies are encoded, not the signals the client already chose to pass.
+        _apply_default_pass_signals(session)
     state.multiprocess = cmd.features.get("multiprocess") is True
     state.swbreak = cmd.features.get("swbreak") is True
     state.hwbreak = cmd.features.get("hwbreak") is True
@@ -36,10 +40,7 @@ def supported(session, cmd: cmds.SupportedQuery) -> bytes:
 
 
 def _apply_default_pass_signals(session) -> None:
-    server = session.server
-    server.pass_signals = session.profile.default_pass_signals
-    if server.inferior is not None:
-        server.inferior.pass_signals = server.pass_signals
+    session.server.run_settings.pass_signals = session.profile.default_pass_signals
 
 
 @handles(cmds.MustReplyEmpty)
@@ -155,16 +156,14 @@ def _linux_signals(session, numbers) -> frozenset[int]:
 
 @handles(cmds.PassSignals, features=("QPassSignals+",))
 def pass_signals(session, cmd: cmds.PassSignals) -> bytes:
-    session.server.pass_signals = _linux_signals(session, cmd.signals)
-    if session.server.inferior is not None:
-        session.server.inferior.pass_signals = session.server.pass_signals
+    session.server.run_settings.pass_signals = _linux_signals(session, cmd.signals)
     return replies.OK
 
 
 @handles(cmds.ProgramSignals, features=("QProgramSignals+",))
 def program_signals(session, cmd: cmds.ProgramSignals) -> bytes:
     # Signals not in this list are not delivered to the program even if the client asks.
-    session.server.program_signals = _linux_signals(session, cmd.signals)
+    session.server.run_settings.program_signals = _linux_signals(session, cmd.signals)
     return replies.OK
 
 
@@ -177,9 +176,7 @@ def non_stop(session, cmd: cmds.NonStop) -> bytes:
 
 @handles(cmds.ThreadEvents, features=("QThreadEvents+", "no-resumed+"))
 def thread_events(session, cmd: cmds.ThreadEvents) -> bytes:
-    session.state.thread_events = cmd.enable
-    if session.server.inferior is not None:
-        session.server.inferior.report_thread_events = cmd.enable
+    session.server.run_settings.report_thread_events = cmd.enable
     return replies.OK
 
 

@@ -16,14 +16,14 @@ def _linux_signal(session, number: int | None) -> int:
     linux = session.profile.signal_from_client(number)
     if linux is None:
         raise TargetError(f"signal {number} has no Linux equivalent")
-    program = session.server.program_signals
+    program = session.server.run_settings.program_signals
     if program is not None and linux not in program:
         return 0
     return linux
 
 
 async def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> bytes:
-    inferior = session.require_inferior()
+    inferior = session.require_resumable()
     inferior.resume(actions, default)
     event = await session.wait_for_stop(
         inferior, prefer, session.state.features.get("no-resumed") is True)
@@ -42,10 +42,12 @@ def _set_pc(session, tid: int, addr: int | None) -> None:
 
 def _selected_thread(session) -> tuple[int, bool]:
     """The thread `c`/`s` act on, and whether the others run too (Hc-1 or Hc0 means all)."""
-    inferior = session.require_inferior()
+    inferior = session.require_resumable()
     tid = session.state.continue_thread
     if tid in (0, -1) or not inferior.has_thread(tid):
-        return session.resolve_thread(None), True
+        # The thread `g` would read may be gone since (a `w` reply): then any live one will do.
+        general = session.state.general_thread
+        return (general if inferior.has_thread(general) else session.default_thread()), True
     return tid, False
 
 
@@ -73,7 +75,7 @@ def vcont_query(session, cmd) -> bytes:
 
 @handles(cmds.VCont)
 async def vcont(session, cmd: cmds.VCont) -> bytes:
-    inferior = session.require_inferior()
+    inferior = session.require_resumable()
     actions: dict[int, Resume] = {}
     default: Resume | None = None
     prefer: list[int] = []

@@ -7,10 +7,11 @@ from .events import StopEvent, StopKind
 from .inferior import Inferior, TargetError
 from .launch import LaunchError, Started, attach, launch, resolve_program
 from .ptrace_calls import PtraceError
+from .run_settings import RunSettings
 from .threads import Resume
 from .tracer import Tracer
 
 __all__ = [
-    "Inferior", "LaunchError", "PtraceError", "Resume", "Started", "StopEvent", "StopKind", "TargetError",
+    "Inferior", "LaunchError", "PtraceError", "Resume", "RunSettings", "Started", "StopEvent", "StopKind", "TargetError",
     "Tracer", "attach", "launch", "resolve_program",
 ]

@@ -24,6 +24,7 @@ from .hardware import HardwareBreakpoints
 from .events import StopEvent, StopKind
 from .launch import Started
 from .memory import ProcessMemory
+from .run_settings import RunSettings
 from .threads import Resume, Thread, ThreadRegisters
 
 SI_KERNEL = 0x80
@@ -41,7 +42,8 @@ class TargetError(Exception):
 
 
 class Inferior(HardwareBreakpoints):
-    def __init__(self, started: Started, launched: bool, use_xstate: bool) -> None:
+    def __init__(self, started: Started, launched: bool, use_xstate: bool,
+                 settings: RunSettings | None = None) -> None:
         self.pid = started.pid
         self.launched = launched
         self.executable = started.executable
@@ -49,7 +51,7 @@ class Inferior(HardwareBreakpoints):
         self.threads: dict[int, Thread] = {t: Thread(t) for t in started.tids}
         self.memory = ProcessMemory(self.pid)
         self.breakpoints = SoftwareBreakpoints(self.memory)
-        self.pass_signals: frozenset[int] = frozenset()
+        self.settings = settings if settings is not None else RunSettings()
         self.exit_event: StopEvent | None = None
         self.exit_reported = False
         self.last_event: StopEvent | None = StopEvent(StopKind.INITIAL, self.pid, signal.SIGTRAP)
@@ -59,8 +61,6 @@ class Inferior(HardwareBreakpoints):
         # Go's runtime preempts goroutines with SIGURG sent by tgkill from the process itself:
         # when set, those are passed on without a stop whatever the client's signal settings.
         self.quiet_runtime_sigurg = False
-        # Report thread creation and exit as stops (the client's QThreadEvents).
-        self.report_thread_events = False
         # Events that belong to no live thread (a thread's exit) waiting to be reported.
         self._process_events: list[StopEvent] = []
         # Hooks for thread-level features layered on top (debug registers on new threads).
@@ -163,7 +163,7 @@ class Inferior(HardwareBreakpoints):
             del self.threads[tid]
             if tid == self.pid:
                 self._process_ended(status)
-            elif self.report_thread_events:
+            elif self.settings.report_thread_events:
                 code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
                 self._process_events.append(StopEvent(StopKind.THREAD_EXITED, tid, exit_code=code))
             return
@@ -190,7 +190,7 @@ class Inferior(HardwareBreakpoints):
             self._on_sigtrap(thread)
             return
         # A signal is about to be delivered.
-        if sig in self.pass_signals and not self._interrupt_requested:
+        if sig in self.settings.pass_signals and not self._interrupt_requested:
             self._resume_quietly(thread, sig)
             return
         if sig == signal.SIGURG and self.quiet_runtime_sigurg and self._sent_by_itself(thread):
@@ -224,7 +224,7 @@ class Inferior(HardwareBreakpoints):
             thread.interrupt_sent = False
             for hook in self.on_new_thread:
                 hook(thread)
-            if self.report_thread_events:
+            if self.settings.report_thread_events:
                 thread.pending = StopEvent(StopKind.THREAD_CREATED, thread.tid, signal.SIGTRAP)
                 return
             if self._stopping_all():
@@ -284,7 +284,7 @@ class Inferior(HardwareBreakpoints):
                 thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
                 return
         # A SIGTRAP sent by kill/tgkill, or raised by the program itself.
-        if signal.SIGTRAP in self.pass_signals and info.code <= 0:
+        if signal.SIGTRAP in self.settings.pass_signals and info.code <= 0:
             self._resume_quietly(thread, signal.SIGTRAP)
             return
         thread.pending = StopEvent(StopKind.SIGNAL, thread.tid, signal.SIGTRAP)
@@ -328,9 +328,20 @@ class Inferior(HardwareBreakpoints):
 
     def resume(self, actions: dict[int, Resume], default: Resume | None) -> None:
         if not self.alive:
+            if self.resumable:
+                return  # its end is still to be reported: the next wait does
             raise TargetError("the process is not running")
         self.generation += 1
         self._drop_stale_breakpoint_events()
+        if self._has_pending_report(actions, default):
+            # Like gdbserver: when something already waits to be reported (a thread's exit,
+            # a stop not yet reported), nothing runs; the next wait reports it at once. Running
+            # the others could let the process exit and swallow the report.
+            for thread in self.threads.values():
+                action = actions.get(thread.tid, default)
+                if action is not None and not thread.running and not thread.zombie:
+                    thread.resume = action
+            return
         for thread in list(self.threads.values()):
             if thread.running or thread.zombie:
                 continue
@@ -357,6 +368,14 @@ class Inferior(HardwareBreakpoints):
                     raise
                 continue
             thread.running = True
+
+    def _has_pending_report(self, actions: dict[int, Resume], default: Resume | None) -> bool:
+        if self._process_events:
+            return True
+        for thread in self.threads.values():
+            if thread.pending is not None and not thread.zombie and actions.get(thread.tid, default) is not None:
+                return True
+        return False
 
     def _step_over_internal(self, thread: Thread, action: Resume) -> Resume | None:
         """Execute the instruction under one of our own breakpoints with the original byte back.
@@ -423,8 +442,7 @@ class Inferior(HardwareBreakpoints):
         """
         self._spin_until(self._something_to_report, spins)
         if self.exit_event is not None:
-            self.exit_reported = True
-            return self.exit_event
+            return self._report_end()
         if not self._stopping_all():
             if report_no_resumed and not self.is_running():
                 return StopEvent(StopKind.NO_RESUMED, self.pid)
@@ -432,14 +450,27 @@ class Inferior(HardwareBreakpoints):
         self._interrupt_running_threads()
         self._spin_until(self._all_stopped, spins)
         if self.exit_event is not None:
-            self.exit_reported = True
-            return self.exit_event
+            return self._report_end()
         if not self._all_stopped():
             return None
         event = self._pick_event(list(prefer))
         self._interrupt_requested = False
         self.last_event = event
         return event
+
+    def _report_end(self) -> StopEvent:
+        """The process is gone: threads that exited before it are reported first, one per
+        wait (as gdbserver picks them), then the process's own exit."""
+        if self._process_events:
+            self.last_event = self._process_events.pop(0)
+            return self.last_event
+        self.exit_reported = True
+        return self.exit_event
+
+    @property
+    def resumable(self) -> bool:
+        """Alive, or gone with something still to report: a resume then reports it."""
+        return self.exit_event is None or not self.exit_reported
 
     def _something_to_report(self) -> bool:
         return self.exit_event is not None or self._stopping_all()
@@ -523,10 +554,13 @@ class Inferior(HardwareBreakpoints):
                 self._mark_exited(thread)
 
     def _mark_exited(self, thread: Thread) -> None:
+        """A thread found gone before its exit status came (that status is ignored later)."""
         thread.running = False
         thread.interrupt_sent = False
         if thread.tid != self.pid:
             del self.threads[thread.tid]
+            if self.settings.report_thread_events:
+                self._process_events.append(StopEvent(StopKind.THREAD_EXITED, thread.tid))
         else:
             # The leader's exit is reported only when the whole process ends; until then it
             # is a zombie that has no registers: out of every thread list.

@@ -1,0 +1,21 @@
+"""What the client asked of run control for a process: which signals pass without a stop,
+which it may deliver, whether thread creation and exit are reported.
+
+One object per debugged process. A process that replaces another (vRun, A, vAttach after a
+kill) takes the same object, so the client's settings outlive the process they were made for,
+as they do with gdbserver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RunSettings:
+    # Signals handed to the program without a stop (QPassSignals).
+    pass_signals: frozenset[int] = frozenset()
+    # Signals the client may deliver on resume; None: any (QProgramSignals).
+    program_signals: frozenset[int] | None = None
+    # Report thread creation and exit as stops (QThreadEvents).
+    report_thread_events: bool = False

@@ -1,0 +1,71 @@
+"""Run control over raw packets: every thread's creation and exit is reported when the client
+asks (QThreadEvents), none is lost when threads exit together or with the process, and the
+client's run-control settings outlive the process they were made for (vRun).
+
+The truth is the program's source: tests/programs/threads.c starts NTHREADS threads.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from raw_rsp import GDB_QSUPPORTED, Client, start_server
+
+from testprograms import PROGRAMS_DIR
+
+pytestmark = pytest.mark.timeout(60)
+
+NTHREADS = int(re.search(r"#define NTHREADS (\d+)", (PROGRAMS_DIR / "threads.c").read_text()).group(1))
+
+
+def run_to_exit(client: Client, resume: bytes) -> tuple[list[int], list[int], bytes]:
+    """Resume until the process ends; the tids reported created, the tids reported exited,
+    and the final reply."""
+    created, exited = [], []
+    while True:
+        reply = client.request(resume, timeout=20)
+        if reply.startswith(b"T05") and b"create:" in reply:
+            created.append(int(re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", reply).group(1), 16))
+        elif reply.startswith(b"w"):
+            exited.append(int(re.fullmatch(rb"w00;p[0-9a-f]+\.([0-9a-f]+)", reply).group(1), 16))
+        else:
+            return created, exited, reply
+
+
+@pytest.mark.parametrize("resume", [b"c", b"vCont;c"])
+@pytest.mark.parametrize("attempt", range(3))  # exits race each other: a lost one shows up in some runs
+def test_every_thread_creation_and_exit_is_reported(programs, tmp_path: Path, resume: bytes, attempt: int):
+    server = start_server(programs.threads, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        assert client.request(b"QThreadEvents:1") == b"OK"
+        created, exited, end = run_to_exit(client, resume)
+    finally:
+        client.close()
+        server.stop()
+    assert len(created) == NTHREADS and server.pid not in created
+    assert sorted(exited) == sorted(created)
+    assert re.fullmatch(rb"W00;process:%x" % server.pid, end), end
+
+
+def test_thread_events_setting_survives_vrun(programs, tmp_path: Path):
+    server = start_server(programs.threads, [], tmp_path / "server.log", once=False)
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        assert client.request(b"!") == b"OK"
+        assert client.request(b"QThreadEvents:1") == b"OK"
+        assert client.request(b"vKill;%x" % server.pid) == b"OK"
+        started = client.request(b"vRun;" + str(programs.threads).encode().hex().encode())
+        assert started.startswith(b"T05"), started
+        pid = int(re.search(rb"thread:p([0-9a-f]+)\.", started).group(1), 16)
+        assert pid != server.pid
+        created, exited, end = run_to_exit(client, b"vCont;c")
+    finally:
+        client.close()
+        server.stop()
+    assert len(created) == NTHREADS and sorted(exited) == sorted(created)
+    assert re.fullmatch(rb"W00;process:%x" % pid, end), end
