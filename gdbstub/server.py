@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import signal
 import sys
 
@@ -168,7 +167,9 @@ class Server:
             await nursery.start(self.tracer.run)
             # A signal ends the serving, not the tracer: releasing the process needs its events.
             serving = trio.CancelScope()
-            nursery.start_soon(self._watch_signals, serving)
+            # Started (not just scheduled) before anything is announced: a SIGTERM sent as soon
+            # as "Listening on" appears must find the handler, not the default action.
+            await nursery.start(self._watch_signals, serving)
             try:
                 with serving:
                     self.start_process()
@@ -181,11 +182,6 @@ class Server:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(15):
                         await self.release()
-                    if self.comm.kind == "unix":
-                        try:
-                            os.unlink(self.comm.path)
-                        except OSError:
-                            pass
                 nursery.cancel_scope.cancel()
         return 0
 
@@ -218,8 +214,9 @@ class Server:
                 await self.after_disconnect()
                 conn.close()
 
-    async def _watch_signals(self, scope: trio.CancelScope) -> None:
+    async def _watch_signals(self, scope: trio.CancelScope, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
                 log.info("received %s: shutting down", signal.Signals(signum).name)
                 scope.cancel()

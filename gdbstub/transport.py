@@ -10,6 +10,7 @@ import errno
 import os
 import select
 import socket
+import stat
 from dataclasses import dataclass
 
 import trio
@@ -163,8 +164,9 @@ class Connection:
 class Listener:
     """A listening socket whose accepted connections are `Connection`s."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, path: str | None = None) -> None:
         self._sock = sock
+        self._path = path  # the socket file this listener created, removed when it closes
         sock.setblocking(False)
 
     async def accept(self) -> Connection:
@@ -178,6 +180,34 @@ class Listener:
 
     def close(self) -> None:
         self._sock.close()
+        if self._path is not None:
+            try:
+                os.unlink(self._path)
+            except OSError:
+                pass
+            self._path = None
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Make room for the socket: only a socket nobody listens on (left by a server that died)
+    is removed; any other file, or a live server's socket, is left alone and refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise CommError(f"Can't bind address: {path} exists and is not a socket.")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+        return
+    except OSError as exc:
+        raise CommError(f"Can't bind address: {path}: {exc.strerror}.") from None
+    finally:
+        probe.close()
+    raise CommError(f"Can't bind address: {path} is in use by another server.")
 
 
 def open_listener(comm: Comm) -> tuple[Listener, int | None]:
@@ -197,14 +227,18 @@ def open_listener(comm: Comm) -> tuple[Listener, int | None]:
         sock.listen(1)
         return Listener(sock), sock.getsockname()[1]
     if comm.kind == "unix":
-        if os.path.exists(comm.path):
-            raise CommError(f"Can't bind address: {comm.path} already exists.")
+        _remove_stale_socket(comm.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Only the owner may connect: whoever can connect controls the debugged program.
+        # The umask makes the file 0600 from its creation, with no window where it is not.
+        old_umask = os.umask(0o177)
         try:
             sock.bind(comm.path)
         except OSError as exc:
             sock.close()
             raise CommError(f"Can't bind address: {exc.strerror}.") from None
+        finally:
+            os.umask(old_umask)
         sock.listen(1)
-        return Listener(sock), None
+        return Listener(sock, comm.path), None
     raise CommError(f"{comm.text}: not a listening address")

@@ -193,3 +193,62 @@ def test_once_exits_when_the_connection_closes(programs: Programs) -> None:
         while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not process_alive(pid), "the inferior outlived the server"
+
+
+# -- a unix-socket COMM ------------------------------------------------------------------------
+
+
+def serve_on_socket(path: Path, program: Path) -> tuple[subprocess.Popen[str], str]:
+    """Start gdbstub on a socket path; returns it and its first lines once it listens."""
+    process = subprocess.Popen([gdbstub(), "--once", str(path), str(program)], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    lines = process.stderr.readline() + process.stderr.readline()
+    assert f"Listening on {path}" in lines, lines
+    return process, lines
+
+
+def end(process: subprocess.Popen[str], lines: str) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(10) == 0
+    if m := re.search(r"pid = (\d+)", lines):
+        assert not process_alive(int(m.group(1)))
+
+
+def test_unix_socket_is_for_its_owner_only(programs: Programs, tmp_path: Path) -> None:
+    path = tmp_path / "stub.sock"
+    os.chmod(tmp_path, 0o755)  # the directory lets others through: the socket must not
+    process, lines = serve_on_socket(path, programs.simple)
+    try:
+        assert path.is_socket() and path.stat().st_mode & 0o777 == 0o600
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(path))  # the owner can
+    finally:
+        end(process, lines)
+    assert not path.exists()  # removed at exit
+
+
+def test_unix_socket_refuses_to_replace_a_file(programs: Programs, tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me\n")
+    result = run_stub("--once", str(path), str(programs.simple))
+    assert_clean_failure(result, f"{path} exists and is not a socket")
+    assert path.read_text() == "keep me\n"
+
+
+def test_unix_socket_of_a_live_server_is_left_alone(programs: Programs, tmp_path: Path) -> None:
+    path = tmp_path / "live.sock"
+    with socket.socket(socket.AF_UNIX) as other:
+        other.bind(str(path))
+        other.listen()
+        result = run_stub("--once", str(path), str(programs.simple))
+        assert_clean_failure(result, f"{path} is in use by another server")
+        assert path.is_socket()
+
+
+def test_unix_socket_left_by_a_dead_server_is_replaced(programs: Programs, tmp_path: Path) -> None:
+    path = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(path))  # closed without unlinking, as a killed server leaves it
+    process, lines = serve_on_socket(path, programs.simple)
+    end(process, lines)
