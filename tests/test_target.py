@@ -717,6 +717,28 @@ async def test_interrupt_during_a_blocking_system_call(tmp_path):
         assert inf.alive and proc_status(inf.pid)["State"].startswith("S")
 
 
+async def test_stepping_over_an_own_breakpoint_on_a_blocking_call_never_blocks(bins):
+    # The step over one of the server's own breakpoints executes the instruction under it.
+    # When that is a system call that blocks (pause), a step that waited for its end on the
+    # event loop would hang the whole server: nothing, not even an interrupt, would be heard.
+    prog = bins["target_blocking"]
+    async with debugged(prog.path) as inf:
+        addr = prog.address(inf.pid, "blocking_syscall")
+        original = raw_read(inf.pid, addr, 1)
+        inf.breakpoints.insert(addr, internal=True)
+        inf.on_internal_breakpoint = lambda thread, pc: None  # not a stop: go on over it
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.3)
+        assert proc_status(inf.pid)["State"].startswith("S")  # in pause(), mid-step
+        inf.request_interrupt()
+        with trio.fail_after(5):
+            ev = await inf.wait_for_stop()
+        assert ev.kind == StopKind.INTERRUPTED
+        assert raw_read(inf.pid, addr, 1) == b"\xcc"  # the breakpoint is back in place
+        inf.breakpoints.remove(addr, internal=True)
+        assert raw_read(inf.pid, addr, 1) == original
+
+
 async def test_kill_a_running_program(programs):
     async with debugged(programs.spin) as inf:
         pid = inf.pid

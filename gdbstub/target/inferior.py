@@ -31,7 +31,6 @@ SI_KERNEL = 0x80
 SI_TKILL = -6
 # How many times to poll waitpid (yielding the CPU in between) before waiting on SIGCHLD.
 SPINS = 64
-_WALL = 0x40000000
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
@@ -63,6 +62,10 @@ class Inferior(HardwareBreakpoints):
         self.quiet_runtime_sigurg = False
         # Events that belong to no live thread (a thread's exit) waiting to be reported.
         self._process_events: list[StopEvent] = []
+        # Threads single-stepping over one of our own breakpoints: tid -> (address, how the
+        # thread goes on), and the threads a resume holds back until those steps are done.
+        self._stepping_over: dict[int, tuple[int, Resume]] = {}
+        self._run_after_step_over: list[tuple[Thread, Resume]] = []
         # Hooks for thread-level features layered on top (debug registers on new threads).
         self.debug_registers = DebugRegisters()
         self.on_new_thread: list = [self._apply_debug_registers]
@@ -136,7 +139,10 @@ class Inferior(HardwareBreakpoints):
             self._notify()
             return
         try:
-            self._on_thread_status(thread, status)
+            if thread.tid in self._stepping_over:
+                self._finish_step_over(thread, status)
+            else:
+                self._on_thread_status(thread, status)
         except pt.PtraceError as exc:
             if not pt.is_gone(exc):
                 raise
@@ -155,6 +161,8 @@ class Inferior(HardwareBreakpoints):
         for t in self.threads.values():
             t.running = False
         self.threads.clear()
+        self._stepping_over.clear()
+        self._run_after_step_over = []
         self.memory.close()
 
     def _on_thread_status(self, thread: Thread, status: int) -> None:
@@ -214,6 +222,8 @@ class Inferior(HardwareBreakpoints):
         leader.running = False
         self.memory.reopen()
         self.breakpoints.forget_all()
+        self._stepping_over.clear()  # the old text, and the byte to put back, are gone
+        self._run_after_step_over = []
         self.executable = os.readlink(f"/proc/{self.pid}/exe")
         self._resume_quietly(leader)
 
@@ -262,9 +272,7 @@ class Inferior(HardwareBreakpoints):
                     thread.pending = event
                     return
                 if not self._stopping_all():
-                    action = self._step_over_internal(thread, thread.resume or Resume("continue"))
-                    if action is not None:
-                        self._resume_quietly(thread, resume=action)
+                    self._begin_step_over(thread, thread.resume or Resume("continue"))
                 return
             if info.code == SI_KERNEL:
                 thread.pending = StopEvent(StopKind.TRAP, thread.tid, signal.SIGTRAP)
@@ -342,6 +350,7 @@ class Inferior(HardwareBreakpoints):
                 if action is not None and not thread.running and not thread.zombie:
                     thread.resume = action
             return
+        to_run: list[tuple[Thread, Resume]] = []
         for thread in list(self.threads.values()):
             if thread.running or thread.zombie:
                 continue
@@ -353,21 +362,30 @@ class Inferior(HardwareBreakpoints):
                 continue  # reported on the next wait, without running the thread
             if self.breakpoints.has_internal and self.breakpoints.is_internal(thread.pc()) \
                     and not self.breakpoints.is_client(thread.pc()):
-                action = self._step_over_internal(thread, action)
-                if action is None:
-                    continue
-            self._set_resume_flag_if_needed(thread)
-            thread.invalidate()
-            try:
-                if action.kind == "continue":
-                    pt.cont(thread.tid, action.signal)
-                else:
-                    pt.singlestep(thread.tid, action.signal)
-            except pt.PtraceError as exc:
-                if not pt.is_gone(exc):
-                    raise
+                self._begin_step_over(thread, action)
                 continue
-            thread.running = True
+            to_run.append((thread, action))
+        if self._stepping_over:
+            # The others run once the original byte is back (see _finish_step_over): while
+            # it is out, a thread running through that address would miss the breakpoint.
+            self._run_after_step_over = to_run
+            return
+        for thread, action in to_run:
+            self._run_thread(thread, action)
+
+    def _run_thread(self, thread: Thread, action: Resume) -> None:
+        self._set_resume_flag_if_needed(thread)
+        thread.invalidate()
+        try:
+            if action.kind == "continue":
+                pt.cont(thread.tid, action.signal)
+            else:
+                pt.singlestep(thread.tid, action.signal)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+            return
+        thread.running = True
 
     def _has_pending_report(self, actions: dict[int, Resume], default: Resume | None) -> bool:
         if self._process_events:
@@ -377,35 +395,42 @@ class Inferior(HardwareBreakpoints):
                 return True
         return False
 
-    def _step_over_internal(self, thread: Thread, action: Resume) -> Resume | None:
-        """Execute the instruction under one of our own breakpoints with the original byte back.
-
-        Returns how the thread should go on, or None when the step itself is the answer (a
-        requested single step) or produced an event of its own (a signal, an exit).
-        """
+    def _begin_step_over(self, thread: Thread, action: Resume) -> None:
+        """Single-step the instruction under one of our own breakpoints with its original
+        byte back; the step's stop (a status like any other) finishes it. Nothing waits."""
         pc = thread.pc()
         self.breakpoints.lift(pc)
+        thread.invalidate()
         try:
-            thread.invalidate()
             pt.singlestep(thread.tid, action.signal)
-            while True:
-                try:
-                    _, status = os.waitpid(thread.tid, _WALL)
-                    break
-                except InterruptedError:
-                    continue
-        finally:
+        except pt.PtraceError as exc:
             self.breakpoints.restore(pc)
+            if not pt.is_gone(exc):
+                raise
+            return
+        thread.running = True
+        self._stepping_over[thread.tid] = (pc, action)
+
+    def _finish_step_over(self, thread: Thread, status: int) -> None:
+        pc, action = self._stepping_over.pop(thread.tid)
+        self.breakpoints.restore(pc)
         stepped = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                    and (status >> 16) == 0)
         if not stepped:
-            self._on_thread_status(thread, status)
-            return None
-        thread.running = False
-        if action.kind == "step" or (action.kind == "range" and not action.start <= thread.pc() < action.end):
-            thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
-            return None
-        return Resume(action.kind, 0, action.start, action.end)
+            self._on_thread_status(thread, status)  # a signal, an exit: handled as ever
+        else:
+            thread.running = False
+            thread.invalidate()
+            if action.kind == "step" or (action.kind == "range" and not action.start <= thread.pc() < action.end):
+                thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
+            else:
+                self._resume_quietly(thread, resume=Resume(action.kind, 0, action.start, action.end))
+        if not self._stepping_over:
+            waiting, self._run_after_step_over = self._run_after_step_over, []
+            if not self._stopping_all():
+                for other, other_action in waiting:
+                    if not other.running and other.tid in self.threads:
+                        self._run_thread(other, other_action)
 
     def _drop_stale_breakpoint_events(self) -> None:
         for thread in self.threads.values():
