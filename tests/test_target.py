@@ -28,6 +28,7 @@ import trio
 
 from gdbstub.arch import cpu_has_avx, x86_64_table
 from gdbstub.target import Inferior, Resume, StopEvent, StopKind, Tracer, attach, launch
+from gdbstub.target import inferior as inferior_module
 from testprograms import PROGRAMS_DIR
 
 pytestmark = pytest.mark.timeout(60)
@@ -737,6 +738,30 @@ async def test_stepping_over_an_own_breakpoint_on_a_blocking_call_never_blocks(b
         assert raw_read(inf.pid, addr, 1) == b"\xcc"  # the breakpoint is back in place
         inf.breakpoints.remove(addr, internal=True)
         assert raw_read(inf.pid, addr, 1) == original
+
+
+async def test_a_thread_that_cannot_stop_does_not_hang_the_stop(bins, monkeypatch):
+    # A vfork parent sleeps uninterruptibly until its child execs or exits: a stop request
+    # reaches it only then. The stop is reported without it after STOP_TIMEOUT, and once it
+    # can stop, it stays stopped as the client believes it is.
+    monkeypatch.setattr(inferior_module, "STOP_TIMEOUT", 1.0)
+    prog = bins["target_vfork"]
+    async with debugged(prog.path) as inf:
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.3)
+        assert proc_status(inf.pid)["State"].startswith("D")
+        inf.request_interrupt()
+        with trio.fail_after(10):
+            ev = await inf.wait_for_stop()
+        assert (ev.kind, ev.tid) == (StopKind.INTERRUPTED, inf.pid)
+        with open(f"/proc/{inf.pid}/task/{inf.pid}/children") as f:
+            child = int(f.read().split()[0])
+        os.kill(child, signal.SIGKILL)
+        with trio.fail_after(10):
+            while not proc_status(inf.pid)["State"].startswith("t"):
+                await trio.sleep(0.02)
+        await trio.sleep(0.3)
+        assert proc_status(inf.pid)["State"].startswith("t")  # it stays stopped
 
 
 async def test_kill_a_running_program(programs):

@@ -10,6 +10,7 @@ event. Nothing here knows about RSP.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import signal
 from collections.abc import Iterable
@@ -31,6 +32,11 @@ SI_KERNEL = 0x80
 SI_TKILL = -6
 # How many times to poll waitpid (yielding the CPU in between) before waiting on SIGCHLD.
 SPINS = 64
+# How long a stop request may go unanswered by a thread before the stop is reported without
+# it (a thread in uninterruptible sleep, e.g. a vfork parent, stops only when it leaves it).
+STOP_TIMEOUT = 5.0
+
+log = logging.getLogger("gdbstub.target")
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
@@ -243,6 +249,10 @@ class Inferior(HardwareBreakpoints):
             return
         if thread.interrupt_sent:
             thread.interrupt_sent = False
+            if thread.unstoppable:
+                # The stop asked for long ago, at last: the client believes it stopped then.
+                thread.unstoppable = False
+                return
             if self._stopping_all():
                 return  # the stop we asked for
             # An interrupt sent while the thread was stopping for another reason stays pending
@@ -514,7 +524,7 @@ class Inferior(HardwareBreakpoints):
 
     def _all_stopped(self) -> bool:
         for thread in self.threads.values():
-            if thread.running:
+            if thread.running and not thread.unstoppable:
                 return False
         return True
 
@@ -559,18 +569,32 @@ class Inferior(HardwareBreakpoints):
                         self._mark_exited(thread)
 
     async def stop_all(self) -> None:
-        """Stop every running thread and wait for each stop (or exit)."""
+        """Stop every running thread and wait for each stop (or exit), for STOP_TIMEOUT at
+        most: a thread that cannot stop is then left out of this stop, and said so."""
         self._interrupt_running_threads()
         self._spin_until(lambda: self.exit_event is not None or self._all_stopped(), SPINS)
-        while self.exit_event is None and any(t.running for t in self.threads.values()):
+        deadline = trio.current_time() + STOP_TIMEOUT
+        while self.exit_event is None and not self._all_stopped():
             with trio.move_on_after(0.2):
                 await self._changed.wait()
                 continue
             self._reap_zombie_threads()
+            if trio.current_time() >= deadline:
+                self._leave_out_unstoppable_threads()
+                return
             # A safety net: PTRACE_INTERRUPT is harmless to repeat on a thread still running.
             for thread in self.threads.values():
-                thread.interrupt_sent = False
+                if not thread.unstoppable:
+                    thread.interrupt_sent = False
             self._interrupt_running_threads()
+
+    def _leave_out_unstoppable_threads(self) -> None:
+        for thread in self.threads.values():
+            if thread.running and not thread.unstoppable:
+                thread.unstoppable = True
+                log.warning("thread %d of process %d did not stop within %.0f s (state %s): "
+                            "reporting the stop without it; it stays stopped once it can stop",
+                            thread.tid, self.pid, STOP_TIMEOUT, procfs.task_state(self.pid, thread.tid))
 
     def _reap_zombie_threads(self) -> None:
         """A thread that exited but cannot be reaped yet (the zombie leader) never stops."""

@@ -35,6 +35,9 @@ class Thread:
     resume: Resume | None = None
     # The thread-group leader after it exited while other threads live on.
     zombie: bool = False
+    # Asked to stop and did not within STOP_TIMEOUT (uninterruptible sleep): the stop was
+    # reported without it; its stop, when it comes, keeps it stopped.
+    unstoppable: bool = False
     _gpr: bytes | None = None
     _fp: bytes | None = None
     # The encoded 'g' reply for this stop (clients ask for it once or more per stop).
