@@ -10,6 +10,7 @@ gcc, the attach victim's launcher) runs in a synchronous fixture, before a trace
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import resource
@@ -30,6 +31,9 @@ from gdbstub.arch import cpu_has_avx, x86_64_table
 from gdbstub.target import Inferior, Resume, StopEvent, StopKind, Tracer, attach, launch
 from gdbstub.target import inferior as inferior_module
 from testprograms import PROGRAMS_DIR
+
+# The modules, not the functions of the same names the package exports.
+launch_module = importlib.import_module("gdbstub.target.launch")
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -640,6 +644,50 @@ async def test_attach_stop_read_and_detach(victim, bins):
         assert raw_u64(pid, ticks) > second  # the victim keeps running
         nursery.cancel_scope.cancel()
     assert os.path.exists(f"/proc/{pid}")
+
+
+@pytest.fixture
+def vfork_victim(bins):
+    """target_vfork running, not our child, its parent thread asleep in vfork (state D)."""
+    path = bins["target_vfork"].path
+    result = subprocess.run(["setsid", "sh", "-c", f"'{path}' </dev/null >/dev/null 2>&1 & echo $!"],
+                            capture_output=True, text=True, check=True)
+    pid = int(result.stdout.strip())
+    deadline = time.monotonic() + 5
+    while not proc_status(pid)["State"].startswith("D"):
+        assert time.monotonic() < deadline, "the victim did not reach vfork"
+        time.sleep(0.01)
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        child = int(f.read().split()[0])
+    yield pid, child
+    for victim in (child, pid):
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+async def test_attach_to_a_thread_that_cannot_stop_ends(vfork_victim, monkeypatch):
+    # Attaching waits for each thread's stop; a thread in uninterruptible sleep gives none
+    # until it leaves it. The attach goes on without it, and it stays stopped once it stops.
+    monkeypatch.setattr(launch_module, "ATTACH_STOP_TIMEOUT", 1.0)
+    pid, child = vfork_victim
+    tracer = Tracer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tracer.run)
+        with trio.fail_after(10):
+            started = attach(pid)
+        assert started.unstopped == [pid]
+        inf = Inferior(started, launched=False, use_xstate=USE_XSTATE)
+        tracer.add(inf)
+        os.kill(child, signal.SIGKILL)  # vfork returns: now the parent can stop
+        with trio.fail_after(10):
+            while not proc_status(pid)["State"].startswith("t"):
+                await trio.sleep(0.02)
+        await trio.sleep(0.3)
+        assert proc_status(pid)["State"].startswith("t")  # and it stays stopped
+        await inf.detach()
+        nursery.cancel_scope.cancel()
 
 
 # -- signals -----------------------------------------------------------------------------------------

@@ -54,6 +54,13 @@ class Inferior(HardwareBreakpoints):
         self.executable = started.executable
         self.use_xstate = use_xstate
         self.threads: dict[int, Thread] = {t: Thread(t) for t in started.tids}
+        for tid in started.unstopped:
+            # Asked to stop at attach and not stopped yet (uninterruptible sleep): it stays
+            # stopped when its stop comes, as the client will believe it is.
+            thread = self.threads[tid]
+            thread.running = thread.interrupt_sent = thread.unstoppable = True
+            log.warning("thread %d of process %d did not stop when attached (state %s): "
+                        "going on without it", tid, started.pid, procfs.task_state(started.pid, tid))
         self.memory = ProcessMemory(self.pid)
         self.breakpoints = SoftwareBreakpoints(self.memory)
         self.settings = settings if settings is not None else RunSettings()

@@ -13,12 +13,15 @@ import errno
 import os
 import shutil
 import signal
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from . import ptrace_calls as pt
 
 _SHIM = 'kill -STOP $$; exec "$0" "$@"'
 _WAIT_ALL = 0x40000000  # __WALL
+# How long attaching waits for each thread's stop before going on without it.
+ATTACH_STOP_TIMEOUT = 5.0
 
 
 class LaunchError(Exception):
@@ -30,6 +33,9 @@ class Started:
     pid: int
     tids: list[int]
     executable: str
+    # Attached threads that did not stop within ATTACH_STOP_TIMEOUT (uninterruptible sleep):
+    # asked to stop, they stop when they can.
+    unstopped: list[int] = field(default_factory=list)
 
 
 def resolve_program(program: str) -> str:
@@ -142,13 +148,15 @@ def attach(pid: int) -> Started:
     if not os.path.exists(f"/proc/{pid}"):
         raise LaunchError(f"Cannot attach to process {pid}: No such process")
     stopped: set[int] = set()
+    unstopped: set[int] = set()
     gone: set[int] = set()
+    deadline = time.monotonic() + ATTACH_STOP_TIMEOUT
     while True:
         try:
             tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
         except FileNotFoundError:
             raise LaunchError(f"Cannot attach to process {pid}: No such process") from None
-        new = [t for t in tids if t not in stopped and t not in gone]
+        new = [t for t in tids if t not in stopped and t not in unstopped and t not in gone]
         if not new:
             break
         for tid in new:
@@ -162,18 +170,28 @@ def attach(pid: int) -> Started:
                 if exc.errno in (errno.EPERM, errno.EACCES):
                     raise LaunchError(f"Cannot attach to process {pid}: Operation not permitted") from None
                 raise LaunchError(f"Cannot attach to process {pid}: {os.strerror(exc.errno or 0)}") from None
-            stopped.add(tid)
-            _absorb_attach_stop(tid)
-    return Started(pid=pid, tids=sorted(stopped), executable=os.readlink(f"/proc/{pid}/exe"))
+            if _absorb_attach_stop(tid, deadline):
+                stopped.add(tid)
+            else:
+                unstopped.add(tid)
+    return Started(pid=pid, tids=sorted(stopped | unstopped), executable=os.readlink(f"/proc/{pid}/exe"),
+                   unstopped=sorted(unstopped))
 
 
-def _absorb_attach_stop(tid: int) -> None:
+def _absorb_attach_stop(tid: int, deadline: float) -> bool:
+    """Wait for the stop PTRACE_INTERRUPT asked for, until `deadline`: a thread in
+    uninterruptible sleep stops only when it leaves it. False if it has not stopped."""
     while True:
-        _, status = os.waitpid(tid, _WAIT_ALL)
+        waited, status = os.waitpid(tid, _WAIT_ALL | os.WNOHANG)
+        if waited == 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)  # bounded: attaching blocks nothing else yet
+            continue
         if not os.WIFSTOPPED(status):
-            return
+            return True
         if (status >> 16) == pt.PTRACE_EVENT_STOP:
-            return
+            return True
         # A signal arrived first: it stays pending in the thread and is delivered when it resumes.
         sig = os.WSTOPSIG(status)
         pt.cont(tid, sig)
