@@ -5,6 +5,7 @@
 #   make test    the whole test suite (unit, CLI, and real-gdb integration tests)
 #   make bench   the benchmarks
 #   make fuzz    100,000 hostile packets against a stopped program (FUZZ_PACKETS=N for more)
+#   make soak    20,000 breakpoint cycles and 2,000 --once relaunches: memory, descriptors, zombies
 #   make clean   remove build outputs and caches (keeps .venv)
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ EXAMPLE := examples/build/counter
 APT_PACKAGES := gdb gdbserver lldb gcc libc6-dev make strace
 TOOLS := gdb gdbserver lldb gcc make strace
 
-.PHONY: setup tools venv programs gotoolchains bytecode run test bench fuzz clean
+.PHONY: setup tools venv programs gotoolchains bytecode run test bench fuzz soak clean
 
 setup: tools venv programs gotoolchains bytecode
 
@@ -80,6 +81,10 @@ test: setup
 bench: setup
 	$(VPY) bench/run.py
 	$(VPY) bench/threads_bench.py
+	$(VPY) bench/loop_stall.py
+
+soak: setup
+	$(VPY) bench/soak.py
 
 FUZZ_PACKETS ?= 100000
 fuzz: setup
