@@ -32,6 +32,8 @@ SI_KERNEL = 0x80
 SI_TKILL = -6
 # How many times to poll waitpid (yielding the CPU in between) before waiting on SIGCHLD.
 SPINS = 64
+# Above this many threads to stop, a stop is not spun for (see _spins_for_stop).
+SPIN_THREADS = 32
 # How long a stop request may go unanswered by a thread before the stop is reported without
 # it (a thread in uninterruptible sleep, e.g. a vfork parent, stops only when it leaves it).
 STOP_TIMEOUT = 5.0
@@ -490,7 +492,7 @@ class Inferior(HardwareBreakpoints):
                 return StopEvent(StopKind.NO_RESUMED, self.pid)
             return None
         self._interrupt_running_threads()
-        self._spin_until(self._all_stopped, spins)
+        self._spin_until(self._all_stopped, self._spins_for_stop(spins))
         if self.exit_event is not None:
             return self._report_end()
         if not self._all_stopped():
@@ -528,6 +530,12 @@ class Inferior(HardwareBreakpoints):
             if done():
                 return
             os.sched_yield()
+
+    def _spins_for_stop(self, spins: int) -> int:
+        """Spinning pays for a few threads; many stops are collected in batches by the tracer
+        between turns of the event loop instead, which stays free for the client."""
+        running = sum(1 for t in self.threads.values() if t.running)
+        return spins if running <= SPIN_THREADS else 0
 
     def _all_stopped(self) -> bool:
         for thread in self.threads.values():
@@ -579,7 +587,7 @@ class Inferior(HardwareBreakpoints):
         """Stop every running thread and wait for each stop (or exit), for STOP_TIMEOUT at
         most: a thread that cannot stop is then left out of this stop, and said so."""
         self._interrupt_running_threads()
-        self._spin_until(lambda: self.exit_event is not None or self._all_stopped(), SPINS)
+        self._spin_until(lambda: self.exit_event is not None or self._all_stopped(), self._spins_for_stop(SPINS))
         deadline = trio.current_time() + STOP_TIMEOUT
         while self.exit_event is None and not self._all_stopped():
             with trio.move_on_after(0.2):

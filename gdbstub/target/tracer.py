@@ -38,6 +38,10 @@ def _open_sigchld_fd() -> int:
     return fd
 
 
+# Statuses handled between two checkpoints of the event loop.
+DRAIN_BATCH = 64
+
+
 class Tracer:
     def __init__(self) -> None:
         self.inferiors: list[Inferior] = []
@@ -61,7 +65,7 @@ class Tracer:
             raise
         try:
             task_status.started()
-            self.drain()
+            await self._drain_in_batches()
             while True:
                 await trio.lowlevel.wait_readable(fd)
                 try:
@@ -69,22 +73,32 @@ class Tracer:
                         pass
                 except BlockingIOError:
                     pass
-                self.drain()
+                await self._drain_in_batches()
         finally:
             os.close(fd)
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
-    def drain(self) -> None:
-        while True:
+    async def _drain_in_batches(self) -> None:
+        # A thousand threads stopping queue a thousand statuses: handling them all at once
+        # would keep the loop from a 0x03 or a new client for tens of milliseconds.
+        while self.drain(DRAIN_BATCH):
+            await trio.lowlevel.checkpoint()
+
+    def drain(self, limit: int | None = None) -> bool:
+        """Handle the statuses waiting; True if `limit` stopped it with more perhaps left."""
+        handled = 0
+        while limit is None or handled < limit:
             try:
                 tid, status = os.waitpid(-1, os.WNOHANG | _WALL)
             except ChildProcessError:
-                return
+                return False
             except InterruptedError:
                 continue
             if tid == 0:
-                return
+                return False
             self._route(tid, status)
+            handled += 1
+        return True
 
     def _route(self, tid: int, status: int) -> None:
         for inferior in self.inferiors:
