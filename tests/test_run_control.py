@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from raw_rsp import GDB_QSUPPORTED, Client, start_server
+from raw_rsp import GDB_QSUPPORTED, Client, load_base, nm_address, start_server
 
 from testprograms import PROGRAMS_DIR
 
@@ -69,3 +69,27 @@ def test_thread_events_setting_survives_vrun(programs, tmp_path: Path):
         server.stop()
     assert len(created) == NTHREADS and sorted(exited) == sorted(created)
     assert re.fullmatch(rb"W00;process:%x" % pid, end), end
+
+
+def test_no_resumed_when_the_only_resumed_thread_exits(programs, tmp_path: Path):
+    # A client that resumes one thread (scheduler locking) and sees it exit must hear that
+    # nothing is left running (N, with no-resumed+), not wait for ever.
+    server = start_server(programs.threads, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        base = load_base(server.pid, programs.threads)
+        worker = base + nm_address(programs.threads, "worker")
+        assert client.request(b"Z0,%x,1" % worker) == b"OK"
+        hit = client.request(b"vCont;c")
+        tid = int(re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", hit).group(1), 16)
+        assert hit.startswith(b"T05") and tid != server.pid, hit
+        assert client.request(b"z0,%x,1" % worker) == b"OK"
+        # Only that worker runs: it takes the lock no stopped thread holds, adds, and ends.
+        assert client.request(b"vCont;c:p%x.%x" % (server.pid, tid), timeout=20) == b"N"
+        assert tid not in {int(t, 16) for t in re.findall(rb"\.([0-9a-f]+)", client.request(b"qfThreadInfo"))}
+        end = client.request(b"vCont;c", timeout=20)
+    finally:
+        client.close()
+        server.stop()
+    assert re.fullmatch(rb"W00;process:%x" % server.pid, end), end
