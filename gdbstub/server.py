@@ -186,7 +186,7 @@ class Server:
         return 0
 
     async def _serve_listener(self) -> None:
-        listener, port = open_listener(self.comm)
+        listener, port = await open_listener(self.comm)
         try:
             while True:
                 if port is not None:

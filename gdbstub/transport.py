@@ -210,10 +210,11 @@ def _remove_stale_socket(path: str) -> None:
     raise CommError(f"Can't bind address: {path} is in use by another server.")
 
 
-def open_listener(comm: Comm) -> tuple[Listener, int | None]:
+async def open_listener(comm: Comm) -> tuple[Listener, int | None]:
     """Bind and listen; returns the listener and the TCP port (None for unix sockets)."""
     if comm.kind == "tcp":
-        infos = socket.getaddrinfo(comm.host, comm.port, family=0, type=socket.SOCK_STREAM)
+        # trio's resolver runs in a worker thread: a slow DNS answer does not stall the loop.
+        infos = await trio.socket.getaddrinfo(comm.host, comm.port, family=0, type=socket.SOCK_STREAM)
         family, _, _, _, addr = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
