@@ -24,7 +24,7 @@ from elftools.elf.elffile import ELFFile
 from packets import framing
 
 GDBSTUB = [sys.executable, "-m", "gdbstub"]
-# What gdb 13 sends (see /work/shared/notes/captures): the server must cope with all of it.
+# What gdb 13 sends (see the captures in the shared notes): the server must cope with all of it.
 GDB_QSUPPORTED = (b"qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;fork-events+;"
                   b"vfork-events+;exec-events+;vContSupported+;QThreadEvents+;no-resumed+;"
                   b"memory-tagging+;xmlRegisters=i386")

@@ -539,7 +539,8 @@ def test_register_adds_a_command_and_longest_prefix_wins() -> None:
 
 # --- every client packet in the captured sessions --------------------------------------------
 
-CAPTURES = Path("/work/shared/notes/captures")
+# The shared notes sit beside the project (../shared from its root, here and in CI).
+CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "notes" / "captures"
 # Packets the captured clients sent that this module does not parse (the session answers them
 # from other modules or with an empty reply).
 # Packets real clients send that gdbstub does not implement (answered with an empty reply).

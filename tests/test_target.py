@@ -29,11 +29,11 @@ import trio
 
 from gdbstub.arch import cpu_has_avx, x86_64_table
 from gdbstub.target import Inferior, Resume, StopEvent, StopKind, Tracer, attach, launch
-from gdbstub.target import inferior as inferior_module
 from testprograms import PROGRAMS_DIR
 
 # The modules, not the functions of the same names the package exports.
 launch_module = importlib.import_module("gdbstub.target.launch")
+allstop_module = importlib.import_module("gdbstub.target.allstop")
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -792,7 +792,7 @@ async def test_a_thread_that_cannot_stop_does_not_hang_the_stop(bins, monkeypatc
     # A vfork parent sleeps uninterruptibly until its child execs or exits: a stop request
     # reaches it only then. The stop is reported without it after STOP_TIMEOUT, and once it
     # can stop, it stays stopped as the client believes it is.
-    monkeypatch.setattr(inferior_module, "STOP_TIMEOUT", 1.0)
+    monkeypatch.setattr(allstop_module, "STOP_TIMEOUT", 1.0)
     prog = bins["target_vfork"]
     async with debugged(prog.path) as inf:
         inf.resume({}, Resume("continue"))

@@ -4,13 +4,13 @@ Wait statuses arrive from the tracer's waitpid pump (`on_status`, synchronous). 
 (clones, passed signals, steps inside a stepping range, our own interrupt stops) are handled on the
 spot; a reportable event is parked on its thread. `wait_for_stop` then stops every other thread,
 collects their stops (keeping any event they hit meanwhile for a later report) and returns one
-event. Nothing here knows about RSP.
+event. Nothing here knows about RSP. Stopping every thread (allstop.py), stepping over the
+server's own breakpoints (stepover.py) and the debug registers (hardware.py) are mixins.
 """
 
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import signal
 from collections.abc import Iterable
@@ -19,26 +19,19 @@ import trio
 
 from . import procfs
 from . import ptrace_calls as pt
+from .allstop import SPINS, AllStop, log
 from .breakpoints import SoftwareBreakpoints
 from .debugregs import DebugRegisters
-from .hardware import HardwareBreakpoints
 from .events import StopEvent, StopKind
+from .hardware import HardwareBreakpoints
 from .launch import Started
 from .memory import ProcessMemory
 from .run_settings import RunSettings
+from .stepover import InternalStepOver
 from .threads import Resume, Thread, ThreadRegisters
 
 SI_KERNEL = 0x80
 SI_TKILL = -6
-# How many times to poll waitpid (yielding the CPU in between) before waiting on SIGCHLD.
-SPINS = 64
-# Above this many threads to stop, a stop is not spun for (see _spins_for_stop).
-SPIN_THREADS = 32
-# How long a stop request may go unanswered by a thread before the stop is reported without
-# it (a thread in uninterruptible sleep, e.g. a vfork parent, stops only when it leaves it).
-STOP_TIMEOUT = 5.0
-
-log = logging.getLogger("gdbstub.target")
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
@@ -48,7 +41,7 @@ class TargetError(Exception):
     """A request the process cannot honour right now; the message is for the client."""
 
 
-class Inferior(HardwareBreakpoints):
+class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
     def __init__(self, started: Started, launched: bool, use_xstate: bool,
                  settings: RunSettings | None = None) -> None:
         self.pid = started.pid
@@ -414,43 +407,6 @@ class Inferior(HardwareBreakpoints):
                 return True
         return False
 
-    def _begin_step_over(self, thread: Thread, action: Resume) -> None:
-        """Single-step the instruction under one of our own breakpoints with its original
-        byte back; the step's stop (a status like any other) finishes it. Nothing waits."""
-        pc = thread.pc()
-        self.breakpoints.lift(pc)
-        thread.invalidate()
-        try:
-            pt.singlestep(thread.tid, action.signal)
-        except pt.PtraceError as exc:
-            self.breakpoints.restore(pc)
-            if not pt.is_gone(exc):
-                raise
-            return
-        thread.running = True
-        self._stepping_over[thread.tid] = (pc, action)
-
-    def _finish_step_over(self, thread: Thread, status: int) -> None:
-        pc, action = self._stepping_over.pop(thread.tid)
-        self.breakpoints.restore(pc)
-        stepped = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
-                   and (status >> 16) == 0)
-        if not stepped:
-            self._on_thread_status(thread, status)  # a signal, an exit: handled as ever
-        else:
-            thread.running = False
-            thread.invalidate()
-            if action.kind == "step" or (action.kind == "range" and not action.start <= thread.pc() < action.end):
-                thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
-            else:
-                self._resume_quietly(thread, resume=Resume(action.kind, 0, action.start, action.end))
-        if not self._stepping_over:
-            waiting, self._run_after_step_over = self._run_after_step_over, []
-            if not self._stopping_all():
-                for other, other_action in waiting:
-                    if not other.running and other.tid in self.threads:
-                        self._run_thread(other, other_action)
-
     def _drop_stale_breakpoint_events(self) -> None:
         for thread in self.threads.values():
             if thread.zombie:
@@ -519,30 +475,6 @@ class Inferior(HardwareBreakpoints):
     def _something_to_report(self) -> bool:
         return self.exit_event is not None or self._stopping_all()
 
-    def _spin_until(self, done, spins: int) -> None:
-        poll = self.poll
-        if poll is None:
-            return
-        for _ in range(spins):
-            if done():
-                return
-            poll()
-            if done():
-                return
-            os.sched_yield()
-
-    def _spins_for_stop(self, spins: int) -> int:
-        """Spinning pays for a few threads; many stops are collected in batches by the tracer
-        between turns of the event loop instead, which stays free for the client."""
-        running = sum(1 for t in self.threads.values() if t.running)
-        return spins if running <= SPIN_THREADS else 0
-
-    def _all_stopped(self) -> bool:
-        for thread in self.threads.values():
-            if thread.running and not thread.unstoppable:
-                return False
-        return True
-
     def _pick_event(self, prefer: list[int]) -> StopEvent:
         candidates = [t for t in self.threads.values() if t.pending is not None]
         chosen = None
@@ -566,69 +498,6 @@ class Inferior(HardwareBreakpoints):
         live = self.thread_ids()
         tid = prefer[0] if prefer and prefer[0] in live else min(live)
         return StopEvent(StopKind.INTERRUPTED, tid, signal.SIGINT)
-
-    def _interrupt_running_threads(self) -> None:
-        leader = self.threads.get(self.pid)
-        if leader is not None and leader.running and not leader.zombie \
-                and procfs.task_state(self.pid, self.pid) in ("Z", "X", None):
-            self._mark_exited(leader)
-        for thread in list(self.threads.values()):
-            if thread.running and not thread.interrupt_sent:
-                try:
-                    pt.interrupt(thread.tid)
-                    thread.interrupt_sent = True
-                except pt.PtraceError as exc:
-                    if not pt.is_gone(exc):
-                        raise
-                    if procfs.task_state(self.pid, thread.tid) in ("Z", "X", None):
-                        self._mark_exited(thread)
-
-    async def stop_all(self) -> None:
-        """Stop every running thread and wait for each stop (or exit), for STOP_TIMEOUT at
-        most: a thread that cannot stop is then left out of this stop, and said so."""
-        self._interrupt_running_threads()
-        self._spin_until(lambda: self.exit_event is not None or self._all_stopped(), self._spins_for_stop(SPINS))
-        deadline = trio.current_time() + STOP_TIMEOUT
-        while self.exit_event is None and not self._all_stopped():
-            with trio.move_on_after(0.2):
-                await self._changed.wait()
-                continue
-            self._reap_zombie_threads()
-            if trio.current_time() >= deadline:
-                self._leave_out_unstoppable_threads()
-                return
-            # A safety net: PTRACE_INTERRUPT is harmless to repeat on a thread still running.
-            for thread in self.threads.values():
-                if not thread.unstoppable:
-                    thread.interrupt_sent = False
-            self._interrupt_running_threads()
-
-    def _leave_out_unstoppable_threads(self) -> None:
-        for thread in self.threads.values():
-            if thread.running and not thread.unstoppable:
-                thread.unstoppable = True
-                log.warning("thread %d of process %d did not stop within %.0f s (state %s): "
-                            "reporting the stop without it; it stays stopped once it can stop",
-                            thread.tid, self.pid, STOP_TIMEOUT, procfs.task_state(self.pid, thread.tid))
-
-    def _reap_zombie_threads(self) -> None:
-        """A thread that exited but cannot be reaped yet (the zombie leader) never stops."""
-        for thread in list(self.threads.values()):
-            if thread.running and procfs.task_state(self.pid, thread.tid) in ("Z", "X", None):
-                self._mark_exited(thread)
-
-    def _mark_exited(self, thread: Thread) -> None:
-        """A thread found gone before its exit status came (that status is ignored later)."""
-        thread.running = False
-        thread.interrupt_sent = False
-        if thread.tid != self.pid:
-            del self.threads[thread.tid]
-            if self.settings.report_thread_events:
-                self._process_events.append(StopEvent(StopKind.THREAD_EXITED, thread.tid))
-        else:
-            # The leader's exit is reported only when the whole process ends; until then it
-            # is a zombie that has no registers: out of every thread list.
-            thread.zombie = True
 
     # -- ending --------------------------------------------------------------------------
     async def kill(self) -> None:
