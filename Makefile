@@ -6,6 +6,7 @@
 #   make bench   the benchmarks
 #   make fuzz    100,000 hostile packets against a stopped program (FUZZ_PACKETS=N for more)
 #   make soak    20,000 breakpoint cycles and 2,000 --once relaunches: memory, descriptors, zombies
+#   make conformance  GDB's own testsuite, gdbserver then gdbstub (CONFORMANCE=quick or full)
 #   make clean   remove build outputs and caches (keeps .venv)
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ EXAMPLE := examples/build/counter
 APT_PACKAGES := gdb gdbserver lldb gcc libc6-dev make strace
 TOOLS := gdb gdbserver lldb gcc make strace
 
-.PHONY: setup tools venv programs gotoolchains bytecode run test bench fuzz soak clean
+.PHONY: setup tools venv programs gotoolchains bytecode run test bench fuzz soak conformance clean
 
 setup: tools venv programs gotoolchains bytecode
 
@@ -85,6 +86,12 @@ bench: setup
 
 soak: setup
 	$(VPY) bench/soak.py
+
+# GDB's testsuite (the installed gdb's Debian source, dejagnu) run with gdbserver and with
+# gdbstub; set up in .conformance/ on first use. Lists: integration/conformance/*.txt.
+CONFORMANCE ?= quick
+conformance: setup
+	$(VPY) integration/conformance/run.py --list $(CONFORMANCE)
 
 FUZZ_PACKETS ?= 100000
 fuzz: setup
