@@ -93,3 +93,27 @@ def test_no_resumed_when_the_only_resumed_thread_exits(programs, tmp_path: Path)
         client.close()
         server.stop()
     assert re.fullmatch(rb"W00;process:%x" % server.pid, end), end
+
+
+def test_the_main_thread_leaving_alone_is_seen(programs, tmp_path: Path):
+    # The main thread ends with pthread_exit while the only other thread stays stopped (gdb's
+    # scheduler locking): the kernel reports nothing for a leader while others live, so the
+    # server must see it go (PTRACE_EVENT_EXIT) and answer N, not wait for ever.
+    program = PROGRAMS_DIR / "build" / "threads_leader_exit"
+    server = start_server(program, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        leaves = load_base(server.pid, program) + nm_address(program, "main_leaves")
+        assert client.request(b"Z0,%x,1" % leaves) == b"OK"
+        hit = client.request(b"vCont;c")
+        assert re.search(rb"thread:p%x\.%x;" % (server.pid, server.pid), hit), hit
+        assert client.request(b"z0,%x,1" % leaves) == b"OK"
+        assert client.request(b"vCont;c:p%x.%x" % (server.pid, server.pid), timeout=20) == b"N"
+        listed = re.findall(rb"\.([0-9a-f]+)", client.request(b"qfThreadInfo"))
+        assert len(listed) == 1 and int(listed[0], 16) != server.pid  # only the worker is left
+        end = client.request(b"vCont;c", timeout=20)
+    finally:
+        client.close()
+        server.stop()
+    assert re.fullmatch(rb"W03;process:%x" % server.pid, end), end  # the worker's exit(3)

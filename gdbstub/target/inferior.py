@@ -32,6 +32,7 @@ from .threads import Resume, Thread, ThreadRegisters
 
 SI_KERNEL = 0x80
 SI_TKILL = -6
+SYS_EXIT = 60  # x86-64: a thread's own exit, where exit_group (231) ends the process
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
@@ -199,6 +200,9 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
         if event == pt.PTRACE_EVENT_STOP:
             self._on_ptrace_stop(thread, sig)
             return
+        if event == pt.PTRACE_EVENT_EXIT:
+            self._on_exiting(thread)
+            return
         if event:
             self._resume_quietly(thread)
             return
@@ -221,6 +225,25 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
         for status in self._orphans.pop(new_tid, []):
             self._on_thread_status(child, status)
         self._resume_quietly(parent)
+
+    def _on_exiting(self, thread: Thread) -> None:
+        """A thread on its way out (PTRACE_EVENT_EXIT): it runs no more of the program, so it
+        goes on at once, even during an all-stop. Another thread's exit status follows. The
+        leader's does not while other threads live (it stays a zombie): it is gone from now
+        on, which is how a client that resumed only the leader learns nothing is left running."""
+        leader_alone_exits = False
+        try:
+            # Only the leader's own exit (SYS_exit, pthread_exit in main) leaves the process
+            # running; exit_group or a fatal signal ends it, and its exit status follows.
+            leader_alone_exits = thread.tid == self.pid and thread.orig_rax() == SYS_EXIT
+            pt.cont(thread.tid, 0)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+        if leader_alone_exits:
+            self._mark_exited(thread)
+        else:
+            thread.running = True
 
     def _on_exec(self, thread: Thread) -> None:
         # Every other thread is gone; the execing thread now has the leader's tid.

@@ -101,7 +101,7 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
         raise LaunchError(f"{program}: the launcher shell ended early (status {status:#x})")
     try:
         pt.seize(pid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_EXITKILL
-                 | pt.PTRACE_O_TRACESYSGOOD)
+                 | pt.PTRACE_O_TRACESYSGOOD | pt.PTRACE_O_TRACEEXIT)
     except pt.PtraceError as exc:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -161,7 +161,7 @@ def attach(pid: int) -> Started:
             break
         for tid in new:
             try:
-                pt.seize(tid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC)
+                pt.seize(tid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_TRACEEXIT)
                 pt.interrupt(tid)
             except pt.PtraceError as exc:
                 if exc.errno == errno.ESRCH and tid != pid:

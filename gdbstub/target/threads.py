@@ -8,6 +8,7 @@ from . import ptrace_calls as pt
 from .events import StopEvent
 
 _RIP = 16 * 8
+_ORIG_RAX = 15 * 8
 _RSP = 19 * 8
 _RBP = 4 * 8
 
@@ -61,6 +62,10 @@ class Thread:
 
     def pc(self) -> int:
         return int.from_bytes(self.gpr()[_RIP:_RIP + 8], "little")
+
+    def orig_rax(self) -> int:
+        """The system call the thread is in (-1 if none)."""
+        return int.from_bytes(self.gpr()[_ORIG_RAX:_ORIG_RAX + 8], "little", signed=True)
 
     def set_pc(self, value: int) -> None:
         gpr = bytearray(self.gpr())
