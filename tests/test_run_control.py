@@ -117,3 +117,25 @@ def test_the_main_thread_leaving_alone_is_seen(programs, tmp_path: Path):
         client.close()
         server.stop()
     assert re.fullmatch(rb"W03;process:%x" % server.pid, end), end  # the worker's exit(3)
+
+
+def test_thread_handles_are_the_program_s_own_pthread_t(programs, tmp_path: Path):
+    # qXfer:threads gives each thread's pthread_t (gdb's thread handles, py-thrhandle.exp);
+    # the program stored its main thread's pthread_self() in main_thread.
+    program = PROGRAMS_DIR / "build" / "threads_leader_exit"
+    server = start_server(program, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        base = load_base(server.pid, program)
+        assert client.request(b"Z0,%x,1" % (base + nm_address(program, "main_leaves"))) == b"OK"
+        assert client.request(b"vCont;c").startswith(b"T05")
+        stored = client.request(b"m%x,8" % (base + nm_address(program, "main_thread")))
+        threads = client.xfer("threads", "").decode()
+    finally:
+        client.close()
+        server.stop()
+    handles = dict(re.findall(r'id="p[0-9a-f]+\.([0-9a-f]+)"[^>]*handle="([0-9a-f]+)"', threads))
+    assert len(handles) == 2, threads  # main and the worker
+    assert handles[f"{server.pid:x}"] == stored.decode()
+    assert len(set(handles.values())) == 2

@@ -108,6 +108,9 @@ def threads(session, annex: str) -> bytes:
             attrs = f'id="{session.format_thread(tid).decode()}"'
             if core is not None:
                 attrs += f' core="{core}"'
+            handle = _pthread_handle(session, inferior, tid)
+            if handle is not None:
+                attrs += f' handle="{handle}"'
             label = go_labels.get(tid)
             name = label.name if label is not None else (comm or "")
             attrs += f" name={quoteattr(name)}"
@@ -118,6 +121,19 @@ def threads(session, annex: str) -> bytes:
                 lines.append(f"<thread {attrs}/>")
     lines.append("</threads>")
     return ("\n".join(lines) + "\n").encode()
+
+
+def _pthread_handle(session, inferior, tid: int) -> str | None:
+    """The thread's pthread_t as gdbserver gives it (its bytes in hex, from libthread_db).
+
+    On x86-64 glibc a pthread_t is the address of the thread's control block, which is where
+    the thread's fs base points. Go programs keep their own data there: no handle for them.
+    """
+    if session.server.go is not None or inferior.thread(tid).running:
+        return None
+    table = session.table
+    value = table.read_register(inferior.registers(tid), table.by_name("fs_base").regnum)
+    return value.hex() if any(value) else None
 
 
 # -- the svr4 shared-library list, read from the dynamic linker's r_debug --------------------
