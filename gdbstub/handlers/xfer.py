@@ -127,13 +127,14 @@ def _pthread_handle(session, inferior, tid: int) -> str | None:
     """The thread's pthread_t as gdbserver gives it (its bytes in hex, from libthread_db).
 
     On x86-64 glibc a pthread_t is the address of the thread's control block, which is where
-    the thread's fs base points. Go programs keep their own data there: no handle for them.
+    the thread's fs base points (read once per thread: qXfer:threads is read at many stops).
+    Go programs keep their own data there: no handle for them.
     """
-    if session.server.go is not None or inferior.thread(tid).running:
+    thread = inferior.thread(tid)
+    if session.server.go is not None or (thread.running and thread.fs_base_seen is None):
         return None
-    table = session.table
-    value = table.read_register(inferior.registers(tid), table.by_name("fs_base").regnum)
-    return value.hex() if any(value) else None
+    pointer = thread.thread_pointer()
+    return pointer.to_bytes(8, "little").hex() if pointer else None
 
 
 # -- the svr4 shared-library list, read from the dynamic linker's r_debug --------------------

@@ -251,6 +251,7 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
             del self.threads[tid]
         leader = self.threads.setdefault(self.pid, Thread(self.pid))
         leader.running = False
+        leader.fs_base_seen = None  # a new program, a new thread control block
         self.memory.reopen()
         self.breakpoints.forget_all()
         self._stepping_over.clear()  # the old text, and the byte to put back, are gone

@@ -9,6 +9,7 @@ from .events import StopEvent
 
 _RIP = 16 * 8
 _ORIG_RAX = 15 * 8
+_FS_BASE = 21 * 8
 _RSP = 19 * 8
 _RBP = 4 * 8
 
@@ -43,6 +44,8 @@ class Thread:
     _fp: bytes | None = None
     # The encoded 'g' reply for this stop (clients ask for it once or more per stop).
     g_cache: bytes | None = None
+    # The fs base as first read (see thread_pointer); kept across stops.
+    fs_base_seen: int | None = None
 
     # -- registers -------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -62,6 +65,13 @@ class Thread:
 
     def pc(self) -> int:
         return int.from_bytes(self.gpr()[_RIP:_RIP + 8], "little")
+
+    def thread_pointer(self) -> int:
+        """The thread's fs base: its thread control block, which is glibc's pthread_t. Read
+        once: it is set when the thread is created (exec starts a new one)."""
+        if self.fs_base_seen is None:
+            self.fs_base_seen = int.from_bytes(self.gpr()[_FS_BASE:_FS_BASE + 8], "little")
+        return self.fs_base_seen
 
     def orig_rax(self) -> int:
         """The system call the thread is in (-1 if none)."""
