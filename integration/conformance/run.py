@@ -130,6 +130,10 @@ def run_file(server: str, exp: str, objdir: Path, scratch: Path, timeout: float)
     finally:
         kill_session(process.pid, scratch)
     summary = (scratch / "gdb.sum").read_text(errors="replace") if (scratch / "gdb.sum").exists() else ""
+    if (scratch / "gdb.log").exists():  # kept per file, to read what a failing test saw
+        logs = RESULTS / server
+        logs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(scratch / "gdb.log", logs / (exp.replace("/", "_") + ".log"))
     result = FileResult(time.monotonic() - began, timed_out=timed_out)
     for line in summary.splitlines():
         match = RESULT.match(line)
