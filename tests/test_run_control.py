@@ -139,3 +139,24 @@ def test_thread_handles_are_the_program_s_own_pthread_t(programs, tmp_path: Path
     assert len(handles) == 2, threads  # main and the worker
     assert handles[f"{server.pid:x}"] == stored.decode()
     assert len(set(handles.values())) == 2
+
+
+def test_thread_handle_read_before_the_program_starts_is_not_kept(programs, tmp_path: Path):
+    # At the first stop (the exec) the dynamic linker has not set the thread pointer up yet:
+    # no handle then, and the right one once it has (gdb reads the thread list at connect).
+    program = PROGRAMS_DIR / "build" / "threads_leader_exit"
+    server = start_server(program, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        assert "handle=" not in client.xfer("threads", "").decode()
+        base = load_base(server.pid, program)
+        assert client.request(b"Z0,%x,1" % (base + nm_address(program, "main_leaves"))) == b"OK"
+        assert client.request(b"vCont;c").startswith(b"T05")
+        stored = client.request(b"m%x,8" % (base + nm_address(program, "main_thread")))
+        threads = client.xfer("threads", "").decode()
+    finally:
+        client.close()
+        server.stop()
+    assert f'id="p{server.pid:x}.{server.pid:x}" ' in threads
+    assert re.search(rf'id="p{server.pid:x}\.{server.pid:x}"[^>]*handle="{stored.decode()}"', threads), threads

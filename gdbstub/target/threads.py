@@ -67,10 +67,14 @@ class Thread:
         return int.from_bytes(self.gpr()[_RIP:_RIP + 8], "little")
 
     def thread_pointer(self) -> int:
-        """The thread's fs base: its thread control block, which is glibc's pthread_t. Read
-        once: it is set when the thread is created (exec starts a new one)."""
+        """The thread's fs base: its thread control block, which is glibc's pthread_t (0
+        before the dynamic linker has set it up). Once set it does not move, so it is read
+        until then and kept from then on (exec starts a new one)."""
         if self.fs_base_seen is None:
-            self.fs_base_seen = int.from_bytes(self.gpr()[_FS_BASE:_FS_BASE + 8], "little")
+            value = int.from_bytes(self.gpr()[_FS_BASE:_FS_BASE + 8], "little")
+            if not value:
+                return 0
+            self.fs_base_seen = value
         return self.fs_base_seen
 
     def orig_rax(self) -> int:
