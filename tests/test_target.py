@@ -812,6 +812,28 @@ async def test_a_thread_that_cannot_stop_does_not_hang_the_stop(bins, monkeypatc
         assert proc_status(inf.pid)["State"].startswith("t")  # it stays stopped
 
 
+async def test_a_signal_given_with_the_resume_after_an_interrupt_is_delivered(bins):
+    # An interrupt stop is a ptrace event stop, from which the kernel drops the signal given
+    # to PTRACE_CONT: `signal SIGUSR2` after a Ctrl-C must still reach the program.
+    prog = bins["target_handler"]
+    async with debugged(prog.path) as inf:
+        inf.resume({}, Resume("continue"))
+        await trio.sleep(0.2)
+        inf.request_interrupt()
+        with trio.fail_after(5):
+            ev = await inf.wait_for_stop()
+        assert ev.kind == StopKind.INTERRUPTED
+        inf.resume({ev.tid: Resume("continue", signal.SIGUSR2)}, None)
+        await trio.sleep(0.2)
+        inf.request_interrupt()
+        with trio.fail_after(5):
+            ev = await inf.wait_for_stop()
+        assert ev.kind == StopKind.INTERRUPTED  # the signal itself was not reported as a stop
+        inf.write_memory(prog.address(inf.pid, "stop"), (1).to_bytes(4, "little"))
+        ev = await run_until(inf)
+        assert (ev.kind, ev.exit_code) == (StopKind.EXITED, 1)  # handled once
+
+
 async def test_kill_a_running_program(programs):
     async with debugged(programs.spin) as inf:
         pid = inf.pid

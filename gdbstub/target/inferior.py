@@ -190,6 +190,7 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
         thread.invalidate()
         sig = os.WSTOPSIG(status)
         event = status >> 16
+        thread.at_event_stop = event != 0
 
         if event == pt.PTRACE_EVENT_CLONE:
             self._on_clone(thread)
@@ -205,6 +206,10 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
             return
         if event:
             self._resume_quietly(thread)
+            return
+        if sig == thread.injected_signal:
+            thread.injected_signal = 0
+            self._resume_quietly(thread, sig)  # the signal the client asked to deliver
             return
         if sig == signal.SIGTRAP:
             self._on_sigtrap(thread)
@@ -413,15 +418,27 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
         self._set_resume_flag_if_needed(thread)
         thread.invalidate()
         try:
+            sig = self._signal_for_resume(thread, action.signal)
             if action.kind == "continue":
-                pt.cont(thread.tid, action.signal)
+                pt.cont(thread.tid, sig)
             else:
-                pt.singlestep(thread.tid, action.signal)
+                pt.singlestep(thread.tid, sig)
         except pt.PtraceError as exc:
             if not pt.is_gone(exc):
                 raise
             return
         thread.running = True
+
+    def _signal_for_resume(self, thread: Thread, sig: int) -> int:
+        """The signal to give PTRACE_CONT or PTRACE_SINGLESTEP. The kernel delivers one only
+        from a signal-delivery stop; from an event stop (an interrupt, a new thread's first
+        stop, exec) it drops it without a word. Then the signal is sent to the thread and
+        passed on, unreported, when it arrives."""
+        if sig and thread.at_event_stop:
+            pt.tgkill(self.pid, thread.tid, sig)
+            thread.injected_signal = sig
+            return 0
+        return sig
 
     def _has_pending_report(self, actions: dict[int, Resume], default: Resume | None) -> bool:
         if self._process_events:

@@ -18,8 +18,8 @@ from .threads import Resume, Thread
 
 class InternalStepOver:
     """Step-over support for `Inferior` (which provides `breakpoints`, `_stepping_over`,
-    `_run_after_step_over`, `_on_thread_status`, `_resume_quietly`, `_run_thread` and
-    `_stopping_all`)."""
+    `_run_after_step_over`, `_on_thread_status`, `_resume_quietly`, `_run_thread`,
+    `_signal_for_resume` and `_stopping_all`)."""
 
     def _begin_step_over(self, thread: Thread, action: Resume) -> None:
         """Single-step the instruction under one of our own breakpoints with its original
@@ -28,7 +28,7 @@ class InternalStepOver:
         self.breakpoints.lift(pc)
         thread.invalidate()
         try:
-            pt.singlestep(thread.tid, action.signal)
+            pt.singlestep(thread.tid, self._signal_for_resume(thread, action.signal))
         except pt.PtraceError as exc:
             self.breakpoints.restore(pc)
             if not pt.is_gone(exc):
@@ -46,6 +46,7 @@ class InternalStepOver:
             self._on_thread_status(thread, status)  # a signal, an exit: handled as ever
         else:
             thread.running = False
+            thread.at_event_stop = False  # a step's SIGTRAP: a signal-delivery stop
             thread.invalidate()
             if action.kind == "step" or (action.kind == "range" and not action.start <= thread.pc() < action.end):
                 thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)

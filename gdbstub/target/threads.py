@@ -46,6 +46,11 @@ class Thread:
     g_cache: bytes | None = None
     # The fs base as first read (see thread_pointer); kept across stops.
     fs_base_seen: int | None = None
+    # The last stop was a ptrace event stop (an interrupt, a clone, exec; a thread's first
+    # stop is one), from which the kernel drops a signal given with the resume.
+    at_event_stop: bool = True
+    # A signal sent to the thread on the client's behalf, passed on unreported when it comes.
+    injected_signal: int = 0
 
     # -- registers -------------------------------------------------------------------------
     def invalidate(self) -> None:
