@@ -7,7 +7,9 @@ The truth is the program's source: tests/programs/threads.c starts NTHREADS thre
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,23 @@ def test_thread_handle_read_before_the_program_starts_is_not_kept(programs, tmp_
         server.stop()
     assert f'id="p{server.pid:x}.{server.pid:x}" ' in threads
     assert re.search(rf'id="p{server.pid:x}\.{server.pid:x}"[^>]*handle="{stored.decode()}"', threads), threads
+
+
+@pytest.mark.parametrize(("passed", "stops"), [(b"21", True), (b"17", False)])
+def test_passing_sigpoll_does_not_pass_sigio(programs, tmp_path: Path, passed: bytes, stops: bool):
+    # GDB numbers SIGIO 0x17 and SIGPOLL 0x21; Linux has one signal for both (29). gdb passes
+    # SIGPOLL by default and stops on SIGIO: the server decides by the signal's own GDB
+    # number, as gdbserver does. Passed, SIGIO ends the spinning program (its default action).
+    server = start_server(programs.spin, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        assert client.request(b"QPassSignals:" + passed) == b"OK"
+        client.send(b"vCont;c")
+        assert client.nothing_pending(0.3)
+        os.kill(server.pid, signal.SIGIO)
+        reply = client.read_reply(timeout=10)
+    finally:
+        client.close()
+        server.stop()
+    assert reply.startswith(b"T17" if stops else b"X17"), reply

@@ -146,10 +146,14 @@ def symbol(session, cmd) -> bytes:
 
 
 def _linux_signals(session, numbers) -> frozenset[int]:
+    """The Linux signals a client's list names. A Linux signal is in it when its own client
+    number is listed, as gdbserver decides: GDB's SIGPOLL is Linux's SIGIO under another name,
+    and gdb passing SIGPOLL by default must not pass SIGIO, which it stops on."""
+    profile = session.profile
     out = set()
     for number in numbers:
-        linux = session.profile.signal_from_client(number)
-        if linux is not None:
+        linux = profile.signal_from_client(number)
+        if linux is not None and profile.signal_to_client(linux) == number:
             out.add(linux)
     return frozenset(out)
 
