@@ -355,9 +355,14 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
         if self._stopping_all() and sig == 0:
             return  # stay stopped: an all-stop is under way
         resume = resume or thread.resume or Resume("continue")
+        self._ptrace_resume(thread, resume.kind, sig)
+
+    def _ptrace_resume(self, thread: Thread, kind: str, sig: int) -> None:
+        """PTRACE_CONT ('continue') or PTRACE_SINGLESTEP (a step or a range step) with `sig`;
+        a thread that vanished meanwhile is left to its exit status."""
         thread.invalidate()
         try:
-            if resume.kind == "continue":
+            if kind == "continue":
                 pt.cont(thread.tid, sig)
             else:
                 pt.singlestep(thread.tid, sig)
@@ -416,18 +421,7 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
 
     def _run_thread(self, thread: Thread, action: Resume) -> None:
         self._set_resume_flag_if_needed(thread)
-        thread.invalidate()
-        try:
-            sig = self._signal_for_resume(thread, action.signal)
-            if action.kind == "continue":
-                pt.cont(thread.tid, sig)
-            else:
-                pt.singlestep(thread.tid, sig)
-        except pt.PtraceError as exc:
-            if not pt.is_gone(exc):
-                raise
-            return
-        thread.running = True
+        self._ptrace_resume(thread, action.kind, self._signal_for_resume(thread, action.signal))
 
     def _signal_for_resume(self, thread: Thread, sig: int) -> int:
         """The signal to give PTRACE_CONT or PTRACE_SINGLESTEP. The kernel delivers one only
@@ -435,7 +429,10 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
         stop, exec) it drops it without a word. Then the signal is sent to the thread and
         passed on, unreported, when it arrives."""
         if sig and thread.at_event_stop:
-            pt.tgkill(self.pid, thread.tid, sig)
+            try:
+                pt.tgkill(self.pid, thread.tid, sig)
+            except ProcessLookupError:
+                return sig  # gone: its exit status follows
             thread.injected_signal = sig
             return 0
         return sig
