@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import re
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from raw_rsp import GDB_QSUPPORTED, Client, load_base, nm_address, start_server
+from raw_rsp import GDB_QSUPPORTED, Client, RunningServer, load_base, nm_address, start_server
 
 from testprograms import PROGRAMS_DIR
 
@@ -97,69 +99,70 @@ def test_no_resumed_when_the_only_resumed_thread_exits(programs, tmp_path: Path)
     assert re.fullmatch(rb"W00;process:%x" % server.pid, end), end
 
 
-def test_the_main_thread_leaving_alone_is_seen(programs, tmp_path: Path):
-    # The main thread ends with pthread_exit while the only other thread stays stopped (gdb's
-    # scheduler locking): the kernel reports nothing for a leader while others live, so the
-    # server must see it go (PTRACE_EVENT_EXIT) and answer N, not wait for ever.
-    program = PROGRAMS_DIR / "build" / "threads_leader_exit"
-    server = start_server(program, [], tmp_path / "server.log")
+LEADER_EXIT = PROGRAMS_DIR / "build" / "threads_leader_exit"
+
+
+@contextmanager
+def leader_exit_session(tmp_path: Path, before_running=None) -> Iterator[tuple[RunningServer, Client, int]]:
+    """threads_leader_exit served and stopped where its main thread is about to leave
+    (main_leaves); yields the server, the client and the program's load base. The server
+    ends with the block. `before_running(client)` runs at the first stop, the exec."""
+    server = start_server(LEADER_EXIT, [], tmp_path / "server.log")
     client = server.connect()
     try:
         client.request(GDB_QSUPPORTED)
-        leaves = load_base(server.pid, program) + nm_address(program, "main_leaves")
+        if before_running is not None:
+            before_running(client)
+        base = load_base(server.pid, LEADER_EXIT)
+        leaves = base + nm_address(LEADER_EXIT, "main_leaves")
         assert client.request(b"Z0,%x,1" % leaves) == b"OK"
         hit = client.request(b"vCont;c")
-        assert re.search(rb"thread:p%x\.%x;" % (server.pid, server.pid), hit), hit
+        assert re.search(rb"T05.*thread:p%x\.%x;" % (server.pid, server.pid), hit), hit
         assert client.request(b"z0,%x,1" % leaves) == b"OK"
+        yield server, client, base
+    finally:
+        client.close()
+        server.stop()
+
+
+def main_thread_handle(client: Client, base: int) -> bytes:
+    """What the program stored of its main thread's pthread_self()."""
+    return client.request(b"m%x,8" % (base + nm_address(LEADER_EXIT, "main_thread")))
+
+
+def test_the_main_thread_leaving_alone_is_seen(tmp_path: Path):
+    # The main thread ends with pthread_exit while the only other thread stays stopped (gdb's
+    # scheduler locking): the kernel reports nothing for a leader while others live, so the
+    # server must see it go (PTRACE_EVENT_EXIT) and answer N, not wait for ever.
+    with leader_exit_session(tmp_path) as (server, client, _):
         assert client.request(b"vCont;c:p%x.%x" % (server.pid, server.pid), timeout=20) == b"N"
         listed = re.findall(rb"\.([0-9a-f]+)", client.request(b"qfThreadInfo"))
         assert len(listed) == 1 and int(listed[0], 16) != server.pid  # only the worker is left
         end = client.request(b"vCont;c", timeout=20)
-    finally:
-        client.close()
-        server.stop()
     assert re.fullmatch(rb"W03;process:%x" % server.pid, end), end  # the worker's exit(3)
 
 
-def test_thread_handles_are_the_program_s_own_pthread_t(programs, tmp_path: Path):
+def test_thread_handles_are_the_program_s_own_pthread_t(tmp_path: Path):
     # qXfer:threads gives each thread's pthread_t (gdb's thread handles, py-thrhandle.exp);
     # the program stored its main thread's pthread_self() in main_thread.
-    program = PROGRAMS_DIR / "build" / "threads_leader_exit"
-    server = start_server(program, [], tmp_path / "server.log")
-    client = server.connect()
-    try:
-        client.request(GDB_QSUPPORTED)
-        base = load_base(server.pid, program)
-        assert client.request(b"Z0,%x,1" % (base + nm_address(program, "main_leaves"))) == b"OK"
-        assert client.request(b"vCont;c").startswith(b"T05")
-        stored = client.request(b"m%x,8" % (base + nm_address(program, "main_thread")))
+    with leader_exit_session(tmp_path) as (server, client, base):
+        stored = main_thread_handle(client, base)
         threads = client.xfer("threads", "").decode()
-    finally:
-        client.close()
-        server.stop()
     handles = dict(re.findall(r'id="p[0-9a-f]+\.([0-9a-f]+)"[^>]*handle="([0-9a-f]+)"', threads))
     assert len(handles) == 2, threads  # main and the worker
     assert handles[f"{server.pid:x}"] == stored.decode()
     assert len(set(handles.values())) == 2
 
 
-def test_thread_handle_read_before_the_program_starts_is_not_kept(programs, tmp_path: Path):
+def test_thread_handle_read_before_the_program_starts_is_not_kept(tmp_path: Path):
     # At the first stop (the exec) the dynamic linker has not set the thread pointer up yet:
     # no handle then, and the right one once it has (gdb reads the thread list at connect).
-    program = PROGRAMS_DIR / "build" / "threads_leader_exit"
-    server = start_server(program, [], tmp_path / "server.log")
-    client = server.connect()
-    try:
-        client.request(GDB_QSUPPORTED)
+    def no_handle_yet(client: Client) -> None:
         assert "handle=" not in client.xfer("threads", "").decode()
-        base = load_base(server.pid, program)
-        assert client.request(b"Z0,%x,1" % (base + nm_address(program, "main_leaves"))) == b"OK"
-        assert client.request(b"vCont;c").startswith(b"T05")
-        stored = client.request(b"m%x,8" % (base + nm_address(program, "main_thread")))
+
+    with leader_exit_session(tmp_path, before_running=no_handle_yet) as (server, client, base):
+        stored = main_thread_handle(client, base)
         threads = client.xfer("threads", "").decode()
-    finally:
-        client.close()
-        server.stop()
     assert f'id="p{server.pid:x}.{server.pid:x}" ' in threads
     assert re.search(rf'id="p{server.pid:x}\.{server.pid:x}"[^>]*handle="{stored.decode()}"', threads), threads
 
