@@ -65,9 +65,10 @@ def ensure_testsuite() -> Path:
     """The configured testsuite of the installed gdb's source; returns its build directory."""
     version = gdb_version()
     objdir = WORK / f"gdb-{version}" / "obj"
-    if (objdir / "site.exp").exists():
-        return objdir
     source = WORK / f"gdb-{version}" / "src"
+    # gdb/nat: the x86 tests' feature probes (have_avx, have_avx512...) include its cpuid header.
+    if (objdir / "site.exp").exists() and (source / "gdb" / "nat").exists():
+        return objdir
     download = WORK / "download"
     download.mkdir(parents=True, exist_ok=True)
     tarballs = lambda: [t for t in download.glob("gdb_*.orig.tar.*") if not t.name.endswith(".asc")]  # noqa: E731
@@ -89,7 +90,7 @@ def ensure_testsuite() -> Path:
     source.mkdir(parents=True, exist_ok=True)
     top = f"gdb-{version.split('-')[0]}"  # the upstream version: gdb-13.1/
     members = [f"{top}/gdb/testsuite", f"{top}/config", f"{top}/install-sh", f"{top}/config.guess",
-               f"{top}/config.sub", f"{top}/include", f"{top}/gdb/features"]
+               f"{top}/config.sub", f"{top}/include", f"{top}/gdb/features", f"{top}/gdb/nat"]
     run(["tar", "xf", str(tarball), "-C", str(source), "--strip-components=1", *members])
     run(["tar", "xf", str(tarball), "-C", str(source), "--strip-components=1", "--wildcards", f"{top}/gdb/*.mk"])
     objdir.mkdir(parents=True, exist_ok=True)
