@@ -53,6 +53,9 @@ class Server:
         has_avx = cpu_has_avx()
         self.use_xstate = has_avx
         self.register_table = x86_64_table(has_avx)
+        # What gdb assumes of amd64 when it reads no target description (gdbserver answers
+        # such a client in it too): the SSE registers, then orig_rax, fs_base and gs_base.
+        self.builtin_register_table = x86_64_table(has_avx=False, has_avx512=False, has_pkeys=False)
         # The client's run-control settings: the process takes them, and so does the next one.
         self.run_settings = RunSettings()
         self.exit_requested = False

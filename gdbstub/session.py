@@ -55,6 +55,9 @@ class ProtocolState:
     general_thread: int = 0   # 0: the thread of the last stop
     continue_thread: int = -1
     supported_seen: bool = False
+    # The client's qSupported offered no xmlRegisters (gdb with `set remote
+    # target-features-packet off`): registers go in gdb's built-in amd64 layout.
+    builtin_registers: bool = False
     no_ack_came_first: bool = False
     thread_suffix: bool = False
     extended: bool = False
@@ -97,6 +100,8 @@ class Session:
 
     @property
     def table(self):
+        if self.state.builtin_registers:
+            return self.server.builtin_register_table
         return self.server.register_table
 
     def require_resumable(self) -> Inferior:

@@ -25,7 +25,8 @@ def run_scenario(kind: str, scenario: Scenario, workdir: Path,
     # The server runs in `workdir` so relative marker names print the same for every run.
     with start_server(kind, program, scenario.args, cwd=workdir) as server:
         run = run_gdb_batch(server, program, commands, sysroot=scenario.sysroot,
-                            cwd=workdir, replacements=[(str(workdir), "<WORKDIR>")])
+                            cwd=workdir, before_connect=scenario.before_connect,
+                            replacements=[(str(workdir), "<WORKDIR>")])
         sections = [f"--- gdb (exit {run.returncode}) ---", run.text.rstrip("\n")]
         if scenario.marker is not None:
             marker = workdir / scenario.marker

@@ -311,10 +311,10 @@ def gdb_prologue(sysroot: str | None) -> list[str]:
 
 
 def gdb_batch_argv(target: str, program: str | Path | None, commands: Sequence[str], *,
-                   sysroot: str | None = "") -> list[str]:
+                   sysroot: str | None = "", before_connect: Sequence[str] = ()) -> list[str]:
     """The gdb command line for one batch run against `target` ('target remote ...')."""
     argv = ["gdb", "-nx", "-batch"]
-    for command in [*gdb_prologue(sysroot), target, *commands]:
+    for command in [*gdb_prologue(sysroot), *before_connect, target, *commands]:
         argv += ["-ex", command]
     if program is not None:
         argv.append(str(program))
@@ -350,10 +350,11 @@ def run_client(argv: Sequence[str], env: dict[str, str], cwd: str | Path | None,
 
 def run_gdb_batch(server: Server, program: str | Path | None, commands: Sequence[str], *,
                   sysroot: str | None = "", cwd: str | Path | None = None,
-                  timeout: float = GDB_TIMEOUT,
+                  timeout: float = GDB_TIMEOUT, before_connect: Sequence[str] = (),
                   replacements: Sequence[tuple[str, str]] = ()) -> GdbRun:
     """Connect gdb to `server` with `target remote`, run `commands`, and normalise."""
-    argv = gdb_batch_argv(f"target remote {server.address}", program, commands, sysroot=sysroot)
+    argv = gdb_batch_argv(f"target remote {server.address}", program, commands, sysroot=sysroot,
+                          before_connect=before_connect)
     return run_gdb(argv, cwd=cwd, timeout=timeout, replacements=replacements)
 
 

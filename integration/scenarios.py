@@ -26,12 +26,14 @@ class Scenario:
     # Why the candidate is known to differ here; the test is then a strict xfail, so it
     # turns red again (XPASS) the day the gap closes and this note must go.
     known_gap: str | None = None
+    # gdb settings that must be made before `target remote`.
+    before_connect: tuple[str, ...] = ()
 
 
 def _s(name: str, program: str, *commands: str, args: tuple[str, ...] = (),
        sysroot: str | None = "", marker: str | None = None,
-       known_gap: str | None = None) -> Scenario:
-    return Scenario(name, program, tuple(commands), args, sysroot, marker, known_gap)
+       known_gap: str | None = None, before_connect: tuple[str, ...] = ()) -> Scenario:
+    return Scenario(name, program, tuple(commands), args, sysroot, marker, known_gap, before_connect)
 
 
 SCENARIOS: list[Scenario] = [
@@ -49,6 +51,14 @@ SCENARIOS: list[Scenario] = [
     _s("stepi_nexti", "simple",
        "break bump", "continue", "stepi", "stepi", "nexti", "x/2i $pc", "info line *$pc",
        "continue"),
+    # A client that reads no target description gets gdb's built-in amd64 layout (SSE,
+    # orig_rax, fs_base, gs_base), reads and writes included.
+    _s("registers_without_target_description", "simple",
+       "break add", "continue", "print $ymm0", "print $xmm0.v4_int32", "info registers rip",
+       "print $orig_rax", "print $mxcsr", "print $fs_base != 0", "print $fctrl",
+       "set var $xmm1.v4_int32[2] = 7", "set var $rax = 0x1234", "stepi",
+       "print $xmm1.v4_int32", "print/x $rax", "kill",
+       before_connect=("set remote target-features-packet off",)),
     _s("registers", "simple",
        "break add", "continue", "info registers rip", "info registers rsp rbp eflags",
        "info registers cs ss ds es fs gs", "info registers rdi rsi", "print $pc",

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from raw_rsp import GDB_QSUPPORTED, LLDB_QSUPPORTED, Client, RunningServer, load_base, nm_address, start_server
+from raw_rsp import GDB_QSUPPORTED, LLDB_QSUPPORTED, Client, RunningServer, load_base, nm_address, same_registers, start_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -106,7 +106,7 @@ def test_profile_change_at_a_breakpoint_stop_changes_nothing(programs, tmp_path:
         for _ in range(2):  # asking twice must not move anything either
             again = client.request(b"?")
             assert stop_thread(again) == thread, again
-            assert client.request(b"g") == registers
+            assert same_registers(client.request(b"g"), registers)  # a bare qSupported: gdb's layout
         assert stop_pc(client) == pc
 
         # The client goes on from the breakpoint as gdb would: a PC left past the int3 is

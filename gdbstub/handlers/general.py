@@ -35,6 +35,11 @@ def supported(session, cmd: cmds.SupportedQuery) -> bytes:
     state.multiprocess = cmd.features.get("multiprocess") is True
     state.swbreak = cmd.features.get("swbreak") is True
     state.hwbreak = cmd.features.get("hwbreak") is True
+    builtin_registers = session.profile is profiles.GDB and "xmlRegisters" not in cmd.features
+    if builtin_registers != state.builtin_registers:
+        state.builtin_registers = builtin_registers
+        if session.inferior is not None:
+            session.inferior.forget_register_replies()
     names = [f"PacketSize={PACKET_SIZE:x}", *supported_features(session)]
     return ";".join(names).encode()
 

@@ -97,6 +97,11 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
     def registers(self, tid: int) -> ThreadRegisters:
         return ThreadRegisters(self._thread(tid), self.use_xstate)
 
+    def forget_register_replies(self) -> None:
+        """Drop every thread's encoded 'g' reply: the client now wants another layout."""
+        for thread in self.threads.values():
+            thread.g_cache = None
+
     def thread(self, tid: int) -> Thread:
         return self._thread(tid)
 
