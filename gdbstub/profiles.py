@@ -26,6 +26,9 @@ class ClientProfile:
     multiprocess_ids: bool
     # What the client hears when the program is interrupted (0x03).
     interrupt_signal: int
+    # A 0x03 that comes while the program is stopped stops it again at the next resume (gdb:
+    # gdbserver sends SIGINT, which waits in the kernel), or is dropped (lldb).
+    interrupt_outlasts_stop: bool
     # The first stop after launch.
     initial_signal: int
     # `k` is answered with the exit reply (lldb) or not at all (gdb).
@@ -57,14 +60,16 @@ _LLDB_QUIET = frozenset(
 
 GDB = ClientProfile(
     name="gdb", native_signals=False, lldb_stop_replies=False, x_reply_prefix=b"b",
-    multiprocess_ids=True, interrupt_signal=signal.SIGINT, initial_signal=signal.SIGTRAP,
+    multiprocess_ids=True, interrupt_signal=signal.SIGINT, interrupt_outlasts_stop=True,
+    initial_signal=signal.SIGTRAP,
     reply_to_kill=False, default_pass_signals=frozenset(), launch_inherits_environment=True,
     read_watchpoints=False,
 )
 
 LLDB = ClientProfile(
     name="lldb", native_signals=True, lldb_stop_replies=True, x_reply_prefix=b"",
-    multiprocess_ids=False, interrupt_signal=signal.SIGSTOP, initial_signal=signal.SIGSTOP,
+    multiprocess_ids=False, interrupt_signal=signal.SIGSTOP, interrupt_outlasts_stop=False,
+    initial_signal=signal.SIGSTOP,
     reply_to_kill=True, default_pass_signals=_LLDB_QUIET, launch_inherits_environment=False,
     read_watchpoints=True,
 )

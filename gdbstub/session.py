@@ -147,7 +147,7 @@ class Session:
             elif self._pending_ack:
                 await self._send_raw(b"")
         elif isinstance(event, framing.Interrupt):
-            packet_log.debug("<- ^C (the program is stopped: nothing to interrupt)")
+            self._on_interrupt_while_stopped()
         elif isinstance(event, framing.BadChecksum):
             packet_log.debug("<- bad checksum %r", event.payload[:200])
             if not self.state.no_ack:
@@ -163,6 +163,17 @@ class Session:
                 self._pending_ack = True
             await self.send(replies.error(0x01, f"packet too long ({event.length} bytes)",
                                           self.state.error_strings))
+
+    def _on_interrupt_while_stopped(self) -> None:
+        """gdb sends a 0x03 for a Ctrl-C even when the program has just stopped (between the
+        single steps of a software watchpoint, say) and waits for the stop it asked for: the
+        next resume gives it. lldb's interrupts only race with a stop, so they are dropped."""
+        inferior = self.server.inferior
+        if self.profile.interrupt_outlasts_stop and inferior is not None and inferior.alive:
+            packet_log.debug("<- ^C (the program is stopped: it stops again when resumed)")
+            inferior.request_interrupt()
+        else:
+            packet_log.debug("<- ^C (the program is stopped: nothing to interrupt)")
 
     async def handle_payload(self, payload: bytes) -> bytes | None:
         try:

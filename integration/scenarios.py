@@ -139,6 +139,11 @@ SCENARIOS: list[Scenario] = [
     _s("signal_handler_breakpoint", "signals",
        "handle SIGUSR1 nostop noprint pass", "break on_usr1", "continue", "bt 2",
        "print handled", "delete", "continue"),
+    # SIGALRM keeps arriving (nostop noprint pass, gdb's default) while `next` range-steps
+    # the spinning line: a signal met while stepping is reported, so gdb steps over the handler.
+    _s("next_over_repeating_signal", "timer_signals",
+       "break timer_signals.c:{line:timer_signals.c:spin}", "continue", "next", "info line *$pc",
+       "next", "delete", "continue"),
 ]
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from raw_rsp import GDB_QSUPPORTED, Client, RunningServer, load_base, nm_address, start_server
+from raw_rsp import GDB_QSUPPORTED, LLDB_QSUPPORTED, Client, RunningServer, load_base, nm_address, start_server
 
 from testprograms import PROGRAMS_DIR
 
@@ -185,3 +186,103 @@ def test_passing_sigpoll_does_not_pass_sigio(programs, tmp_path: Path, passed: b
         client.close()
         server.stop()
     assert reply.startswith(b"T17" if stops else b"X17"), reply
+
+
+def stop_pc(reply: bytes) -> int:
+    """The PC (register 0x10) a T stop reply carries, as its little-endian hex."""
+    return int.from_bytes(bytes.fromhex(re.search(rb"(?:^|;)10:([0-9a-f]{16});", reply[3:]).group(1).decode()), "little")
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_interrupt_sent_while_stopped_stops_the_next_resume(programs, tmp_path: Path, server_command):
+    # gdb sends 0x03 for a Ctrl-C even when the program has just stopped (between the single
+    # steps of a software watchpoint) and then waits for that stop: gdbserver's SIGINT waits in
+    # the kernel, so the next resume stops at once with SIGINT, where the program was.
+    if server_command and not shutil.which(server_command[0]):
+        pytest.skip("gdbserver not installed")
+    extra = {"command": server_command} if server_command else {}
+    server = start_server(programs.spin, [], tmp_path / "server.log", **extra)
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        first = client.request(b"?")
+        client.send_raw(b"\x03")
+        assert client.nothing_pending(0.3)  # the program is stopped: no reply to the 0x03
+        interrupted = client.request(b"vCont;c", timeout=10)
+        client.send(b"vCont;c")  # resumed without the signal, the program runs on
+        runs_on = client.nothing_pending(0.5)
+    finally:
+        client.close()
+        server.stop()
+    assert interrupted.startswith(b"T02"), interrupted
+    assert stop_pc(interrupted) == stop_pc(first)
+    assert runs_on
+
+
+def test_lldb_s_interrupt_sent_while_stopped_is_dropped(programs, tmp_path: Path):
+    server = start_server(programs.spin, [], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(b"QStartNoAckMode")
+        client.no_ack = True
+        client.request(LLDB_QSUPPORTED)
+        client.send_raw(b"\x03")
+        assert client.nothing_pending(0.3)
+        client.send(b"vCont;c")
+        runs = client.nothing_pending(0.5)
+    finally:
+        client.close()
+        server.stop()
+    assert runs
+
+
+def thread_ids(client: Client) -> list[int]:
+    tids, reply = [], client.request(b"qfThreadInfo")
+    while reply.startswith(b"m"):
+        tids += [int(t.split(b".")[1], 16) for t in reply[1:].split(b",")]
+        reply = client.request(b"qsThreadInfo")
+    return tids
+
+
+def thread_pc(client: Client, pid: int, tid: int) -> int:
+    assert client.request(b"Hgp%x.%x" % (pid, tid)) == b"OK"
+    rip = client.request(b"g")[16 * 16:17 * 16]  # gdbserver has no 'p'; rip follows 16 GPRs
+    return int.from_bytes(bytes.fromhex(rip.decode()), "little")
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_thread_left_stopped_keeps_its_event(programs, tmp_path: Path, server_command):
+    # Worker threads hit a breakpoint together: one is reported, the others' hits wait. A
+    # client that then resumes only the main thread (blocked in pthread_join) must hear
+    # nothing of them: gdb asserts when a thread it left stopped reports (scheduler locking,
+    # stepping one thread over a breakpoint).
+    if server_command and not shutil.which(server_command[0]):
+        pytest.skip("gdbserver not installed")
+    program = programs.threads.parent / "threads_race"
+    extra = {"command": server_command} if server_command else {}
+    server = start_server(program, ["4", "100000000"], tmp_path / "server.log", **extra)
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.request(b"?")
+        hit = load_base(server.pid, program) + nm_address(program, "hit")
+        assert client.request(b"Z0,%x,1" % hit) == b"OK"
+        for _ in range(100):
+            stop = client.request(b"vCont;c", timeout=20)
+            reported = int(re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", stop).group(1), 16)
+            tids = thread_ids(client)
+            others = [t for t in tids if t not in (server.pid, reported)]
+            # Once main has started all 4 workers: resumed alone, it starts no more.
+            if len(tids) == 5 and any(thread_pc(client, server.pid, t) == hit for t in others):
+                break  # another worker's hit is waiting
+        else:
+            pytest.fail("no two workers reached the breakpoint together in 100 stops")
+        client.send(b"vCont;c:p%x.%x" % (server.pid, server.pid))
+        quiet = client.nothing_pending(0.5)
+        client.send_raw(b"\x03")
+        interrupted = client.read_reply(timeout=10)
+    finally:
+        client.close()
+        server.stop()
+    assert quiet, "a thread the client left stopped reported an event"
+    assert interrupted.startswith(b"T02"), interrupted

@@ -220,7 +220,7 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
             self._on_sigtrap(thread)
             return
         # A signal is about to be delivered.
-        if sig in self.settings.pass_signals and not self._interrupt_requested:
+        if self._passes_quietly(thread, sig):
             self._resume_quietly(thread, sig)
             return
         if sig == signal.SIGURG and self.quiet_runtime_sigurg and self._sent_by_itself(thread):
@@ -230,7 +230,8 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
 
     def _on_clone(self, parent: Thread) -> None:
         new_tid = pt.event_message(parent.tid)
-        child = Thread(new_tid, running=True, awaiting_first_stop=True)
+        # The client counts a new thread as running, like the process it appeared in.
+        child = Thread(new_tid, running=True, awaiting_first_stop=True, resume=Resume("continue"))
         self.threads[new_tid] = child
         for status in self._orphans.pop(new_tid, []):
             self._on_thread_status(child, status)
@@ -338,16 +339,25 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
                 thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
                 return
         # A SIGTRAP sent by kill/tgkill, or raised by the program itself.
-        if signal.SIGTRAP in self.settings.pass_signals and info.code <= 0:
+        if self._passes_quietly(thread, signal.SIGTRAP) and info.code <= 0:
             self._resume_quietly(thread, signal.SIGTRAP)
             return
         thread.pending = StopEvent(StopKind.SIGNAL, thread.tid, signal.SIGTRAP)
+
+    def _passes_quietly(self, thread: Thread, sig: int) -> bool:
+        """Whether a signal the client passes goes to the program without a stop. Not while
+        the thread steps (like gdbserver): delivered during a step, it would end the step at
+        the handler's first instruction; reported, it lets the client step over the handler."""
+        if sig not in self.settings.pass_signals or self._interrupt_requested:
+            return False
+        resume = thread.resume
+        return resume is None or resume.kind == "continue"
 
     def _stopping_all(self) -> bool:
         if self._interrupt_requested or self._process_events:
             return True
         for thread in self.threads.values():  # a plain loop: this runs several times a step
-            if thread.pending is not None:
+            if thread.pending is not None and thread.resume is not None:
                 return True
         return False
 
@@ -392,23 +402,24 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
             raise TargetError("the process is not running")
         self.generation += 1
         self._drop_stale_breakpoint_events()
-        if self._has_pending_report(actions, default):
+        if self._interrupt_requested or self._has_pending_report(actions, default):
             # Like gdbserver: when something already waits to be reported (a thread's exit,
-            # a stop not yet reported), nothing runs; the next wait reports it at once. Running
-            # the others could let the process exit and swallow the report.
+            # a stop not yet reported, an interrupt asked for while stopped), nothing runs; the
+            # next wait reports it at once. Running the others could let the process exit and
+            # swallow the report.
             for thread in self.threads.values():
                 action = actions.get(thread.tid, default)
-                if action is not None and not thread.running and not thread.zombie:
+                if action is not None and not thread.zombie:
                     thread.resume = action
             return
         to_run: list[tuple[Thread, Resume]] = []
         for thread in list(self.threads.values()):
-            if thread.running or thread.zombie:
-                continue
             action = actions.get(thread.tid, default)
-            if action is None:
+            if action is None or thread.zombie:
                 continue
             thread.resume = action
+            if thread.running:
+                continue  # never stopped (see Thread.unstoppable): running as asked
             if thread.pending is not None or thread.awaiting_first_stop:
                 continue  # reported on the next wait, without running the thread
             if self.breakpoints.has_internal and self.breakpoints.is_internal(thread.pc()) \
@@ -499,6 +510,8 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
         event = self._pick_event(list(prefer))
         self._interrupt_requested = False
         self.last_event = event
+        for thread in self.threads.values():
+            thread.resume = None  # all stopped, in the client's view too
         return event
 
     def _report_end(self) -> StopEvent:
@@ -519,11 +532,13 @@ class Inferior(AllStop, InternalStepOver, HardwareBreakpoints):
         return self.exit_event is not None or self._stopping_all()
 
     def _pick_event(self, prefer: list[int]) -> StopEvent:
-        candidates = [t for t in self.threads.values() if t.pending is not None]
+        # A thread the client did not resume keeps its event until it is resumed (gdb does
+        # not expect a stop from a thread it left stopped: scheduler locking, a step-over).
+        candidates = [t for t in self.threads.values() if t.pending is not None and t.resume is not None]
         chosen = None
         for tid in prefer:
             t = self.threads.get(tid)
-            if t is not None and t.pending is not None:
+            if t is not None and t.pending is not None and t.resume is not None:
                 chosen = t
                 break
         if chosen is None and candidates:

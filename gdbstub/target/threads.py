@@ -34,6 +34,8 @@ class Thread:
     awaiting_first_stop: bool = False
     # A reportable event this thread hit and the client has not been told of.
     pending: StopEvent | None = None
+    # How the client last asked the thread to run; None while the client holds it stopped
+    # (every thread, once a stop is reported). A pending event is reported only with it set.
     resume: Resume | None = None
     # The thread-group leader after it exited while other threads live on.
     zombie: bool = False
