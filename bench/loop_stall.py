@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 import threads_bench  # noqa: E402
 
 from gdbstub.arch import cpu_has_avx  # noqa: E402
-from gdbstub.target import Inferior, Resume, StopKind, Tracer, launch  # noqa: E402
+from gdbstub.process import Inferior, Resume, StopKind, Tracer, launch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loop_stall.json"
 TARGET_MS = 50.0

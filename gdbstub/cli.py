@@ -8,7 +8,7 @@ import sys
 import trio
 
 from .options import USAGE, UsageError, parse, version_text
-from .target import LaunchError, resolve_program
+from .process import LaunchError, resolve_program
 from .transport import CommError, parse_comm
 
 

@@ -19,7 +19,7 @@ from .symbols.gobinary import GoBinary, NotGoBinary
 from .symbols.goruntime import (
     Frame, GoRuntime, GoRuntimeError, Goroutine, RuntimeNotReady, ThreadState,
 )
-from .target import Inferior, StopEvent, StopKind
+from .process import Inferior, StopEvent, StopKind
 
 log = logging.getLogger("gdbstub.go")
 

@@ -21,7 +21,7 @@ from .launch_settings import LaunchSettings
 from .options import Options
 from .symbols.elf_sections import may_be_go
 from .session import Session
-from .target import Inferior, LaunchError, RunSettings, StopEvent, StopKind, Tracer, attach, launch
+from .process import Inferior, LaunchError, RunSettings, StopEvent, StopKind, Tracer, attach, launch
 from .transport import Comm, Connection, open_listener
 
 log = logging.getLogger("gdbstub")

@@ -20,7 +20,7 @@ from . import handlers  # noqa: F401  (registers every handler)
 from . import profiles
 from .profiles import ClientProfile
 from .handlers.registry import HANDLERS
-from .target import Inferior, PtraceError, StopEvent, TargetError, Tracer
+from .process import Inferior, PtraceError, StopEvent, TargetError, Tracer
 from .transport import Connection
 
 log = logging.getLogger("gdbstub.session")

@@ -14,7 +14,7 @@ import signal
 from packets import replies
 
 from . import thread_names
-from .target import StopEvent, StopKind
+from .process import StopEvent, StopKind
 
 _TRAP_KINDS = (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT, StopKind.HW_BREAKPOINT,
                StopKind.TRAP, StopKind.THREAD_CREATED, StopKind.RUNTIME)

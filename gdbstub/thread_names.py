@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .target import procfs
+from .process import procfs
 
 
 def labels(server) -> dict:

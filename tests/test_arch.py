@@ -33,8 +33,8 @@ from gdbstub.arch import (
     xstate_features,
 )
 from gdbstub.arch import xsave_layout
-from gdbstub.target import Inferior, Resume, StopKind, Tracer, launch
-from gdbstub.target.ptrace_calls import get_fpregs
+from gdbstub.process import Inferior, Resume, StopKind, Tracer, launch
+from gdbstub.process.ptrace_calls import get_fpregs
 
 GDB = shutil.which("gdb")
 GDBSERVER = shutil.which("gdbserver")

@@ -124,7 +124,7 @@ def test_symbols_package_stays_below_the_server():
     """symbols/ imports nothing of trio, ptrace, the protocol or the process controller."""
     code = ("import sys, gdbstub.symbols.goruntime, gdbstub.symbols.gotraceback;"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('trio', 'ptrace', 'packets')"
-            " or m.startswith(('gdbstub.target', 'gdbstub.server', 'gdbstub.session'))];"
+            " or m.startswith(('gdbstub.process', 'gdbstub.server', 'gdbstub.session'))];"
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

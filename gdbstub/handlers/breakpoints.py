@@ -6,8 +6,8 @@ from __future__ import annotations
 from packets import commands as cmds
 from packets import replies
 
-from ..target.breakpoints import BreakpointError
-from ..target.debugregs import DebugRegisterError, Watch
+from ..process.breakpoints import BreakpointError
+from ..process.debugregs import DebugRegisterError, Watch
 from .registry import add_feature, handles
 
 _KINDS = {1: "exec", 2: "write", 3: "read", 4: "access"}

@@ -9,7 +9,7 @@ from packets import replies
 
 from .. import profiles, thread_names
 from ..stop_replies import stop_reply
-from ..target import StopEvent, StopKind, procfs
+from ..process import StopEvent, StopKind, procfs
 from .registry import Feature, add_feature, handles, supported_features
 
 PACKET_SIZE = 0x20000

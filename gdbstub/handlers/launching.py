@@ -8,7 +8,7 @@ from packets import launch_commands as lc
 from packets import replies
 
 from ..stop_replies import stop_reply
-from ..target import LaunchError
+from ..process import LaunchError
 from .registry import add_feature, handles
 
 add_feature("QEnvironmentHexEncoded+")

@@ -15,8 +15,8 @@ from packets import replies
 from packets.framing import escape_binary
 
 from ..stop_replies import stop_reply, thread_stop_json
-from ..target import StopEvent, StopKind
-from ..target.debugregs import SLOTS
+from ..process import StopEvent, StopKind
+from ..process.debugregs import SLOTS
 from .registry import Feature, handles
 
 TRIPLE = "x86_64-pc-linux-gnu"

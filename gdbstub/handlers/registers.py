@@ -5,7 +5,7 @@ from __future__ import annotations
 from packets import commands as cmds
 from packets import replies
 
-from ..target import TargetError
+from ..process import TargetError
 from .registry import handles
 
 _RBP, _RIP, _RSP = 4 * 8, 16 * 8, 19 * 8

@@ -6,7 +6,7 @@ from packets import commands as cmds
 from packets import replies
 
 from ..stop_replies import stop_reply, take_stop
-from ..target import Resume, TargetError
+from ..process import Resume, TargetError
 from .registry import handles
 
 

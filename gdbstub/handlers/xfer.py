@@ -15,7 +15,7 @@ from packets import commands as cmds
 from packets import replies
 
 from .. import thread_names
-from ..target import TargetError, procfs
+from ..process import TargetError, procfs
 from .registry import add_feature, handles
 
 XferBuilder = Callable[..., bytes]

@@ -28,7 +28,7 @@ SPIN_THREADS = 32
 # it (a thread in uninterruptible sleep, e.g. a vfork parent, stops only when it leaves it).
 STOP_TIMEOUT = 5.0
 
-log = logging.getLogger("gdbstub.target")
+log = logging.getLogger("gdbstub.process")
 
 
 class AllStop:

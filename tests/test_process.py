@@ -1,4 +1,4 @@
-"""The process controller (gdbstub.target) on real programs under real ptrace.
+"""The process controller (gdbstub.process) on real programs under real ptrace.
 
 Every expected value comes from outside the code under test: `nm` and `objdump` for addresses
 and instruction boundaries, /proc/PID/{status,maps,mem,task} for the kernel's view, and the
@@ -28,12 +28,12 @@ import pytest
 import trio
 
 from gdbstub.arch import cpu_has_avx, x86_64_table
-from gdbstub.target import Inferior, Resume, StopEvent, StopKind, Tracer, attach, launch
+from gdbstub.process import Inferior, Resume, StopEvent, StopKind, Tracer, attach, launch
 from testprograms import PROGRAMS_DIR
 
 # The modules, not the functions of the same names the package exports.
-launch_module = importlib.import_module("gdbstub.target.launch")
-allstop_module = importlib.import_module("gdbstub.target.allstop")
+launch_module = importlib.import_module("gdbstub.process.launch")
+allstop_module = importlib.import_module("gdbstub.process.allstop")
 
 pytestmark = pytest.mark.timeout(60)
 
