@@ -1,0 +1,281 @@
+"""Turning a traced process's wait statuses into thread state and stop events.
+
+The tracer's waitpid pump hands each status to `on_status` (synchronous). Quiet events (clones,
+passed signals, steps inside a stepping range, the server's own interrupt stops, a thread on its
+way out) are handled on the spot and the thread goes on; a reportable event is parked on its
+thread (`Thread.pending`) for run control to report.
+
+A mixin of `Inferior`: it uses the process's threads, settings, breakpoints and run control.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import trio
+
+from . import ptrace_calls as pt
+from .events import StopEvent, StopKind
+from .threads import Resume, Thread
+
+SI_KERNEL = 0x80
+SI_TKILL = -6
+SYS_EXIT = 60  # x86-64: a thread's own exit, where exit_group (231) ends the process
+TRAP_BRKPT = 1
+TRAP_TRACE = 2
+TRAP_HWBKPT = 4
+
+
+class StatusHandling:
+    """Wait-status handling for `Inferior` (which provides `threads`, `pid`, `settings`,
+    `breakpoints`, `exit_event`, `_orphans`, `_changed`, `_process_events`, `_stepping_over`,
+    `_interrupt_requested`, the step-over and hardware mixins, and `_mark_exited`)."""
+
+    def owns(self, tid: int) -> bool:
+        return tid in self.threads or tid == self.pid
+
+    def on_status(self, tid: int, status: int) -> None:
+        thread = self.threads.get(tid)
+        if thread is None:
+            if os.WIFSTOPPED(status):
+                # A new thread's first stop can beat its parent's clone event: keep it.
+                self._orphans.setdefault(tid, []).append(status)
+            elif tid == self.pid:
+                self._process_ended(status)
+            self._notify()
+            return
+        try:
+            if thread.tid in self._stepping_over:
+                self._finish_step_over(thread, status)
+            else:
+                self._on_thread_status(thread, status)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+            # The thread died under us (SIGKILL, exit); its exit status follows.
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _process_ended(self, status: int) -> None:
+        if os.WIFEXITED(status):
+            self.exit_event = StopEvent(StopKind.EXITED, self.pid, exit_code=os.WEXITSTATUS(status))
+        else:
+            self.exit_event = StopEvent(StopKind.TERMINATED, self.pid, signal=os.WTERMSIG(status))
+        for t in self.threads.values():
+            t.running = False
+        self.threads.clear()
+        self._stepping_over.clear()
+        self._run_after_step_over = []
+        self.memory.close()
+
+    def _on_thread_status(self, thread: Thread, status: int) -> None:
+        tid = thread.tid
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            del self.threads[tid]
+            if tid == self.pid:
+                self._process_ended(status)
+            elif self.settings.report_thread_events:
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+                self._process_events.append(StopEvent(StopKind.THREAD_EXITED, tid, exit_code=code))
+            return
+        if not os.WIFSTOPPED(status):
+            return
+        thread.running = False
+        thread.invalidate()
+        sig = os.WSTOPSIG(status)
+        event = status >> 16
+        thread.at_event_stop = event != 0
+
+        if event == pt.PTRACE_EVENT_CLONE:
+            self._on_clone(thread)
+            return
+        if event == pt.PTRACE_EVENT_EXEC:
+            self._on_exec(thread)
+            return
+        if event == pt.PTRACE_EVENT_STOP:
+            self._on_ptrace_stop(thread, sig)
+            return
+        if event == pt.PTRACE_EVENT_EXIT:
+            self._on_exiting(thread)
+            return
+        if event:
+            self._resume_quietly(thread)
+            return
+        if sig == thread.injected_signal:
+            thread.injected_signal = 0
+            self._resume_quietly(thread, sig)  # the signal the client asked to deliver
+            return
+        if sig == signal.SIGTRAP:
+            self._on_sigtrap(thread)
+            return
+        # A signal is about to be delivered.
+        if self._passes_quietly(thread, sig):
+            self._resume_quietly(thread, sig)
+            return
+        if sig == signal.SIGURG and self.quiet_runtime_sigurg and self._sent_by_itself(thread):
+            self._resume_quietly(thread, sig)
+            return
+        thread.pending = StopEvent(StopKind.SIGNAL, tid, sig)
+
+    def _on_clone(self, parent: Thread) -> None:
+        new_tid = pt.event_message(parent.tid)
+        # The client counts a new thread as running, like the process it appeared in.
+        child = Thread(new_tid, running=True, awaiting_first_stop=True, resume=Resume("continue"))
+        self.threads[new_tid] = child
+        for status in self._orphans.pop(new_tid, []):
+            self._on_thread_status(child, status)
+        self._resume_quietly(parent)
+
+    def _on_exiting(self, thread: Thread) -> None:
+        """A thread on its way out (PTRACE_EVENT_EXIT): it runs no more of the program, so it
+        goes on at once, even during an all-stop. Another thread's exit status follows. The
+        leader's does not while other threads live (it stays a zombie): it is gone from now
+        on, which is how a client that resumed only the leader learns nothing is left running."""
+        leader_alone_exits = False
+        try:
+            # Only the leader's own exit (SYS_exit, pthread_exit in main) leaves the process
+            # running; exit_group or a fatal signal ends it, and its exit status follows.
+            leader_alone_exits = thread.tid == self.pid and thread.orig_rax() == SYS_EXIT
+            pt.cont(thread.tid, 0)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+        if leader_alone_exits:
+            self._mark_exited(thread)
+        else:
+            thread.running = True
+
+    def _on_exec(self, thread: Thread) -> None:
+        # Every other thread is gone; the execing thread now has the leader's tid.
+        for tid in [t for t in self.threads if t != self.pid]:
+            del self.threads[tid]
+        leader = self.threads.setdefault(self.pid, Thread(self.pid))
+        leader.running = False
+        leader.fs_base_seen = None  # a new program, a new thread control block
+        self.memory.reopen()
+        self.breakpoints.forget_all()
+        self._stepping_over.clear()  # the old text, and the byte to put back, are gone
+        self._run_after_step_over = []
+        self.executable = os.readlink(f"/proc/{self.pid}/exe")
+        self._resume_quietly(leader)
+
+    def _on_ptrace_stop(self, thread: Thread, sig: int) -> None:
+        if thread.awaiting_first_stop:
+            thread.awaiting_first_stop = False
+            # An interrupt sent before this first stop is absorbed by it.
+            thread.interrupt_sent = False
+            for hook in self.on_new_thread:
+                hook(thread)
+            if self.settings.report_thread_events:
+                thread.pending = StopEvent(StopKind.THREAD_CREATED, thread.tid, signal.SIGTRAP)
+                return
+            if self._stopping_all():
+                return
+            self._resume_quietly(thread, resume=Resume("continue"))
+            return
+        if thread.interrupt_sent:
+            thread.interrupt_sent = False
+            if thread.unstoppable:
+                # The stop asked for long ago, at last: the client believes it stopped then.
+                thread.unstoppable = False
+                return
+            if self._stopping_all():
+                return  # the stop we asked for
+            # An interrupt sent while the thread was stopping for another reason stays pending
+            # in the kernel and fires when the thread next runs: the client wants it running.
+            self._resume_quietly(thread)
+            return
+        if sig in pt.SIGNALS_GROUP_STOP:
+            # A job-control stop: the program asked to be stopped. Keep it stopped in the kernel's
+            # view but let run control go on (PTRACE_LISTEN would need SIGCONT to wake).
+            self._resume_quietly(thread)
+            return
+        if not self._stopping_all():
+            self._resume_quietly(thread)
+
+    def _on_sigtrap(self, thread: Thread) -> None:
+        info = pt.siginfo(thread.tid)
+        resume = thread.resume
+        if info.code == SI_KERNEL or info.code == TRAP_BRKPT:
+            pc = thread.pc() - 1
+            if pc in self.breakpoints:
+                thread.set_pc(pc)
+                if self.breakpoints.is_client(pc):
+                    thread.pending = StopEvent(StopKind.BREAKPOINT, thread.tid, signal.SIGTRAP)
+                    return
+                event = self.on_internal_breakpoint(thread, pc) if self.on_internal_breakpoint else None
+                if event is not None:
+                    thread.pending = event
+                    return
+                if not self._stopping_all():
+                    self._begin_step_over(thread, thread.resume or Resume("continue"))
+                return
+            if info.code == SI_KERNEL:
+                thread.pending = StopEvent(StopKind.TRAP, thread.tid, signal.SIGTRAP)
+                return
+        if info.code == TRAP_HWBKPT or (info.code == TRAP_TRACE and self._hw_hit(thread)):
+            event = self._hardware_event(thread)
+            if event is not None:
+                thread.pending = event
+                return
+        if info.code == TRAP_TRACE or (resume is not None and resume.kind != "continue" and info.code > 0):
+            if resume is not None and resume.kind == "range" and resume.start <= thread.pc() < resume.end \
+                    and not self._interrupt_requested:
+                pt.singlestep(thread.tid, 0)
+                thread.running = True
+                return
+            if resume is not None and resume.kind != "continue":
+                thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
+                return
+        # A SIGTRAP sent by kill/tgkill, or raised by the program itself.
+        if self._passes_quietly(thread, signal.SIGTRAP) and info.code <= 0:
+            self._resume_quietly(thread, signal.SIGTRAP)
+            return
+        thread.pending = StopEvent(StopKind.SIGNAL, thread.tid, signal.SIGTRAP)
+
+    def _passes_quietly(self, thread: Thread, sig: int) -> bool:
+        """Whether a signal the client passes goes to the program without a stop. Not while
+        the thread steps (like gdbserver): delivered during a step, it would end the step at
+        the handler's first instruction; reported, it lets the client step over the handler."""
+        if sig not in self.settings.pass_signals or self._interrupt_requested:
+            return False
+        resume = thread.resume
+        return resume is None or resume.kind == "continue"
+
+    def _stopping_all(self) -> bool:
+        if self._interrupt_requested or self._process_events:
+            return True
+        for thread in self.threads.values():  # a plain loop: this runs several times a step
+            if thread.pending is not None and thread.resume is not None:
+                return True
+        return False
+
+    def _sent_by_itself(self, thread: Thread) -> bool:
+        info = pt.siginfo(thread.tid)
+        return info.code == SI_TKILL and info.pid == self.pid
+
+    def _resume_quietly(self, thread: Thread, sig: int = 0, resume: Resume | None = None) -> None:
+        """Let a thread go on after an event the client need not hear about."""
+        if self._stopping_all() and sig == 0:
+            return  # stay stopped: an all-stop is under way
+        resume = resume or thread.resume or Resume("continue")
+        self._ptrace_resume(thread, resume.kind, sig)
+
+    def _ptrace_resume(self, thread: Thread, kind: str, sig: int) -> None:
+        """PTRACE_CONT ('continue') or PTRACE_SINGLESTEP (a step or a range step) with `sig`;
+        a thread that vanished meanwhile is left to its exit status."""
+        thread.invalidate()
+        try:
+            if kind == "continue":
+                pt.cont(thread.tid, sig)
+            else:
+                pt.singlestep(thread.tid, sig)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+            return
+        thread.running = True
