@@ -14,18 +14,19 @@ import signal
 import struct
 from dataclasses import dataclass
 
+from .arch.x86_64 import USER_REGS_FIELDS
 from .symbols import gotraceback
 from .symbols.gobinary import GoBinary, NotGoBinary
 from .symbols.goruntime import (
     Frame, GoRuntime, GoRuntimeError, Goroutine, RuntimeNotReady, ThreadState,
 )
-from .process import Inferior, StopEvent, StopKind
+from .process import Inferior, StopEvent, StopKind, procfs
 
 log = logging.getLogger("gdbstub.go")
 
 AT_ENTRY = 9
 _GPR = struct.Struct("<27Q")
-_RBP, _RIP, _RSP, _FS_BASE = 4, 16, 19, 21
+_RBP, _RIP, _RSP, _FS_BASE = (USER_REGS_FIELDS.index(name) for name in ("rbp", "rip", "rsp", "fs_base"))
 
 # Where an unrecovered panic or a fatal error passes before the program dies, and what we tell
 # the user when it does. Not every Go version has every one.
@@ -77,14 +78,10 @@ class GoView:
 
     def _load_bias(self) -> int:
         try:
-            with open(f"/proc/{self.inferior.pid}/auxv", "rb") as f:
-                data = f.read()
+            entry = procfs.auxv(self.inferior.pid).get(AT_ENTRY)
         except OSError:
             return 0
-        for key, value in struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]):
-            if key == AT_ENTRY:
-                return self.binary.elf.load_bias_from_entry(value)
-        return 0
+        return self.binary.elf.load_bias_from_entry(entry) if entry else 0
 
     # -- set-up ------------------------------------------------------------------------------
     def attach_to_process(self) -> None:

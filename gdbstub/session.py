@@ -19,6 +19,7 @@ from packets import framing, replies
 from . import handlers  # noqa: F401  (registers every handler)
 from . import profiles
 from .profiles import ClientProfile
+from .handlers.general import PACKET_SIZE
 from .handlers.registry import HANDLERS
 from .process import Inferior, PtraceError, StopEvent, TargetError, Tracer
 from .transport import Connection
@@ -26,7 +27,6 @@ from .transport import Connection
 log = logging.getLogger("gdbstub.session")
 packet_log = logging.getLogger("gdbstub.packets")
 
-PACKET_SIZE = 0x20000
 _PARSE_CACHE: dict[bytes, cmds.Command] = {}
 _PARSE_CACHE_MAX = 4096
 _CACHEABLE_LENGTH = 64
@@ -88,6 +88,8 @@ class Session:
         self.xfer_cache: dict[tuple[str, str], bytes] = {}
         self.hostio = None
         self.thread_list_cursor: list[int] = []
+        # tid -> (its register version, the layout, the encoded 'g' reply): see read_registers.
+        self.register_replies: dict[int, tuple[int, object, bytes]] = {}
 
     # -- facts handlers use --------------------------------------------------------------
     @property

@@ -35,8 +35,12 @@ USER_REGS_FIELDS = (
 USER_REGS_SIZE = 8 * len(USER_REGS_FIELDS)
 
 
-def _gpr(name: str) -> int:
+def user_regs_offset(name: str) -> int:
+    """Where a register sits in struct user_regs_struct (PTRACE_GETREGS), in bytes."""
     return 8 * USER_REGS_FIELDS.index(name)
+
+
+_gpr = user_regs_offset
 
 
 # gdb's general registers 0-15 with their psABI DWARF numbers and lldb roles.

@@ -12,6 +12,7 @@ from ..stop_replies import stop_reply
 from ..process import StopEvent, StopKind, procfs
 from .registry import Feature, add_feature, handles, supported_features
 
+# The largest packet the server takes (qSupported's PacketSize; the decoder's limit).
 PACKET_SIZE = 0x20000
 
 add_feature("QStartNoAckMode+")
@@ -35,11 +36,7 @@ def supported(session, cmd: cmds.SupportedQuery) -> bytes:
     state.multiprocess = cmd.features.get("multiprocess") is True
     state.swbreak = cmd.features.get("swbreak") is True
     state.hwbreak = cmd.features.get("hwbreak") is True
-    builtin_registers = session.profile is profiles.GDB and "xmlRegisters" not in cmd.features
-    if builtin_registers != state.builtin_registers:
-        state.builtin_registers = builtin_registers
-        if session.inferior is not None:
-            session.inferior.forget_register_replies()
+    state.builtin_registers = session.profile is profiles.GDB and "xmlRegisters" not in cmd.features
     names = [f"PacketSize={PACKET_SIZE:x}", *supported_features(session)]
     return ";".join(names).encode()
 

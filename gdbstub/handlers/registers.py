@@ -5,10 +5,11 @@ from __future__ import annotations
 from packets import commands as cmds
 from packets import replies
 
+from ..arch.x86_64 import user_regs_offset
 from ..process import TargetError
 from .registry import handles
 
-_RBP, _RIP, _RSP = 4 * 8, 16 * 8, 19 * 8
+_RBP, _RIP, _RSP = (user_regs_offset(name) for name in ("rbp", "rip", "rsp"))
 
 
 class GoroutineRegisters:
@@ -63,9 +64,17 @@ def read_registers(session, cmd: cmds.ReadRegisters) -> bytes:
     if _selection(session) is not None:
         return session.table.read_all(_register_sets(session, cmd.thread)).hex().encode()
     thread = inferior.thread(session.resolve_thread(cmd.thread))
-    if thread.g_cache is None:
-        thread.g_cache = session.table.read_all(inferior.registers(thread.tid)).hex().encode()
-    return thread.g_cache
+    # Clients ask for 'g' once or more per stop: the reply is kept while the thread's
+    # registers and the layout stay the same.
+    table = session.table
+    kept = session.register_replies.get(thread.tid)
+    if kept is not None and kept[0] == thread.register_version and kept[1] is table:
+        return kept[2]
+    reply = table.read_all(inferior.registers(thread.tid)).hex().encode()
+    if len(session.register_replies) > 2 * len(inferior.threads) + 64:
+        session.register_replies.clear()  # threads come and go: keep it the size of the process
+    session.register_replies[thread.tid] = (thread.register_version, table, reply)
+    return reply
 
 
 @handles(cmds.WriteRegisters)

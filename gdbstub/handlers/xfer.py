@@ -83,9 +83,7 @@ def target_description(session, annex: str) -> bytes:
 
 @xfer_object("auxv")
 def auxv(session, annex: str) -> bytes:
-    inferior = session.require_inferior()
-    with open(f"/proc/{inferior.pid}/auxv", "rb") as f:
-        return f.read()
+    return procfs.auxv_bytes(session.require_inferior().pid)
 
 
 @xfer_object("exec-file")
@@ -167,19 +165,8 @@ def libraries_svr4(session, annex: str) -> bytes:
     return "".join(body).encode()
 
 
-def _auxv(pid: int) -> dict[int, int]:
-    with open(f"/proc/{pid}/auxv", "rb") as f:
-        data = f.read()
-    out = {}
-    for key, value in struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]):
-        if key == 0:
-            break
-        out[key] = value
-    return out
-
-
 def _r_debug_address(inferior) -> int:
-    aux = _auxv(inferior.pid)
+    aux = procfs.auxv(inferior.pid)
     phdr, phnum = aux.get(AT_PHDR), aux.get(AT_PHNUM)
     if not phdr or not phnum:
         return 0

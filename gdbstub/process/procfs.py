@@ -1,8 +1,10 @@
-"""Facts about a process and its threads read from /proc: names, cores, states, task lists."""
+"""Facts about a process and its threads read from /proc: names, cores, states, task lists,
+the auxiliary vector."""
 
 from __future__ import annotations
 
 import os
+import struct
 
 
 def _stat_fields(pid: int, tid: int) -> list[bytes] | None:
@@ -58,3 +60,20 @@ def task_ids(pid: int) -> list[int]:
         return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return []
+
+
+def auxv_bytes(pid: int) -> bytes:
+    """The process's auxiliary vector as the kernel gives it (qXfer:auxv serves it whole)."""
+    with open(f"/proc/{pid}/auxv", "rb") as f:
+        return f.read()
+
+
+def auxv(pid: int) -> dict[int, int]:
+    """The auxiliary vector as AT_* key -> value, up to AT_NULL."""
+    data = auxv_bytes(pid)
+    out = {}
+    for key, value in struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]):
+        if key == 0:
+            break
+        out[key] = value
+    return out

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 
+from ..arch.x86_64 import user_regs_offset
 from . import ptrace_calls as pt
 from .events import StopEvent
 
-_RIP = 16 * 8
-_ORIG_RAX = 15 * 8
-_FS_BASE = 21 * 8
-_RSP = 19 * 8
-_RBP = 4 * 8
+_RIP, _ORIG_RAX, _FS_BASE = (user_regs_offset(name) for name in ("rip", "orig_rax", "fs_base"))
+
+# Register versions are unique across threads, so a new Thread object never repeats one.
+_register_versions = itertools.count(1)
 
 
 @dataclass
@@ -44,8 +45,9 @@ class Thread:
     unstoppable: bool = False
     _gpr: bytes | None = None
     _fp: bytes | None = None
-    # The encoded 'g' reply for this stop (clients ask for it once or more per stop).
-    g_cache: bytes | None = None
+    # Changes whenever the registers may have (a stop, a write): what a reader derived from
+    # them stays good while it does not.
+    register_version: int = field(default_factory=lambda: next(_register_versions))
     # The fs base as first read (see thread_pointer); kept across stops.
     fs_base_seen: int | None = None
     # The last stop was a ptrace event stop (an interrupt, a clone, exec; a thread's first
@@ -58,7 +60,7 @@ class Thread:
     def invalidate(self) -> None:
         self._gpr = None
         self._fp = None
-        self.g_cache = None
+        self.register_version = next(_register_versions)
 
     def gpr(self) -> bytes:
         if self._gpr is None:
@@ -68,7 +70,7 @@ class Thread:
     def set_gpr(self, data: bytes) -> None:
         pt.set_regs(self.tid, data)
         self._gpr = bytes(data)
-        self.g_cache = None
+        self.register_version = next(_register_versions)
 
     def pc(self) -> int:
         return int.from_bytes(self.gpr()[_RIP:_RIP + 8], "little")
@@ -107,7 +109,7 @@ class Thread:
         else:
             pt.set_fpregs(self.tid, data)
         self._fp = bytes(data)
-        self.g_cache = None
+        self.register_version = next(_register_versions)
 
 
 class ThreadRegisters:
