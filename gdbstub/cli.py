@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import trio
 
+from . import logs
 from .options import USAGE, UsageError, parse, version_text
 from .process import LaunchError, resolve_program
 from .transport import CommError, parse_comm
-
-
-def _configure_logging(debug: bool, remote_debug: bool, debug_file: str | None) -> None:
-    handler: logging.Handler
-    handler = logging.FileHandler(debug_file) if debug_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    root = logging.getLogger("gdbstub")
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO if remote_debug else logging.WARNING)
-    # Both flags log every packet, as the --debug of a stub is mostly read for the packets.
-    logging.getLogger("gdbstub.packets").setLevel(logging.DEBUG if (debug or remote_debug) else logging.WARNING)
 
 
 def _fail(message: str) -> int:
@@ -54,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             resolve_program(opts.program)
         except LaunchError as exc:
             return _fail(str(exc))
-    _configure_logging(opts.debug, opts.remote_debug, opts.debug_file)
+    logs.configure(opts.debug, opts.remote_debug, opts.debug_file, opts.debug_timestamps)
 
     from .server import Server  # imported late: --help must not pay for trio's start-up
 

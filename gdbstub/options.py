@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import __version__
+from .logs import parse_debug_format
 
 USAGE = """\
 Usage:\tgdbstub [OPTIONS] COMM PROG [ARGS ...]
@@ -25,6 +26,7 @@ Options:
   --debug           log what the server does to stderr
   --remote-debug    log every packet in both directions to stderr
   --debug-file=F    write the logs to F instead of stderr
+  --debug-format=all|none|timestamp  start each log line with the time (all, timestamp)
   --disable-randomization     run PROG with address-space randomization off (default)
   --no-disable-randomization  keep address-space randomization on
   --wrapper WRAPPER --        accepted for compatibility; WRAPPER is not used
@@ -49,6 +51,7 @@ class Options:
     debug: bool = False
     remote_debug: bool = False
     debug_file: str | None = None
+    debug_timestamps: bool = False
     disable_randomization: bool = True
     show_help: bool = False
     show_version: bool = False
@@ -89,7 +92,12 @@ def parse(argv: list[str]) -> Options:
         elif arg.startswith("--debug-file="):
             opts.debug_file = arg.split("=", 1)[1]
             opts.debug = True
-        elif arg.startswith("--debug-format=") or arg.startswith("--disable-packet="):
+        elif arg.startswith("--debug-format="):
+            try:
+                opts.debug_timestamps, _ = parse_debug_format(arg.split("=", 1)[1])
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        elif arg.startswith("--disable-packet="):
             pass
         elif arg == "--wrapper":
             try:

@@ -252,3 +252,17 @@ def test_unix_socket_left_by_a_dead_server_is_replaced(programs: Programs, tmp_p
         dead.bind(str(path))  # closed without unlinking, as a killed server leaves it
     process, lines = serve_on_socket(path, programs.simple)
     end(process, lines)
+
+
+def test_debug_format_is_gdbserver_s() -> None:
+    from gdbstub.options import parse
+
+    assert parse(["--debug-format=all", "127.0.0.1:0", "prog"]).debug_timestamps
+    assert parse(["--debug-format=timestamp", "127.0.0.1:0", "prog"]).debug_timestamps
+    assert not parse(["--debug-format=timestamp,none", "127.0.0.1:0", "prog"]).debug_timestamps
+    assert not parse(["127.0.0.1:0", "prog"]).debug_timestamps
+
+
+def test_unknown_debug_format(programs: Programs) -> None:
+    result = run_stub("--once", "--debug-format=colour", "127.0.0.1:0", str(programs.simple))
+    assert_clean_failure(result, 'Unknown debug-format argument: "colour"')

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 from packets import commands as cmds
 from packets import replies
 
+from .. import logs
 from . import monitor_go
 from .registry import handles
 
@@ -23,6 +22,9 @@ HELP_HEAD = """The following monitor commands are supported:
     Enable general debugging messages
   set remote-debug <0|1>
     Enable remote protocol debugging messages
+  set debug-format option1[,option2,...]
+    Add additional information to debugging messages
+    Options: all, none, timestamp
   exit
     Quit gdbstub (the program is killed, or detached if attached)
   help
@@ -55,14 +57,23 @@ async def monitor(session, cmd: cmds.MonitorCommand) -> bytes | None:
     if len(words) == 3 and words[0] == "set" and words[2] in ("0", "1"):
         on = words[2] == "1"
         if words[1] == "debug":
-            logging.getLogger("gdbstub").setLevel(logging.DEBUG if on else logging.INFO)
+            logs.set_debug(on)
             await session.send(replies.console_output(
                 b"Debug output enabled.\n" if on else b"Debug output disabled.\n"))
             return replies.OK
         if words[1] == "remote-debug":
-            logging.getLogger("gdbstub.packets").setLevel(logging.DEBUG if on else logging.WARNING)
+            logs.set_remote_debug(on)
             await session.send(replies.console_output(
                 b"Protocol debug output enabled.\n" if on else b"Protocol debug output disabled.\n"))
             return replies.OK
+    if len(words) >= 2 and words[:2] == ["set", "debug-format"]:
+        try:
+            timestamps, said = logs.parse_debug_format(" ".join(words[2:]))
+        except ValueError as exc:
+            await session.send(replies.console_output(f"{exc}\n".encode()))
+            return replies.error(0x01, str(exc), session.state.error_strings)
+        logs.set_timestamps(timestamps)
+        await _send_output(session, "".join(f"{line}\n" for line in said))
+        return replies.OK
     await session.send(replies.console_output(f"Unknown monitor command: {text}\n".encode()))
     return replies.error(0x01, "unknown monitor command", session.state.error_strings)
