@@ -9,6 +9,10 @@ that source file. A scenario may name a marker file that the program writes at i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+_PROGRAMS_BUILD = Path(__file__).resolve().parents[1] / "tests" / "programs" / "build"
+_DYNAMIC_LINKER = "/lib64/ld-linux-x86-64.so.2"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,11 @@ SCENARIOS: list[Scenario] = [
        "set var $xmm1.v4_int32[2] = 7", "set var $rax = 0x1234", "stepi",
        "print $xmm1.v4_int32", "print/x $rax", "kill",
        before_connect=("set remote target-features-packet off",)),
+    # The dynamic linker run as the program, the real one its argument (gdb.server/solib-list):
+    # with no DT_DEBUG to follow the server says so, and gdb reads the link map itself.
+    _s("dynamic_linker_runs_the_program", _DYNAMIC_LINKER,
+       "continue", "info sharedlibrary signals", "print handled", "continue", "continue",
+       "continue", args=(str(_PROGRAMS_BUILD / "signals"),)),
     _s("monitor_debug_settings", "simple",
        "monitor set debug 0", "monitor set remote-debug 0", "monitor set debug-format all",
        "monitor set debug-format none", "monitor set debug-format timestamp",

@@ -114,6 +114,11 @@ def test_qsupported_advertises_only_what_it_answers(client, static_server):
         if xfer:
             annex = "target.xml" if xfer.group(1) == "features" else ""
             answer = client.request(b"qXfer:%s:read:%s:0,40" % (xfer.group(1).encode(), annex.encode()))
+            if xfer.group(1) == "libraries-svr4":
+                # A static program has no DT_DEBUG to follow: gdbserver answers E01 too, and
+                # gdb then reads the link map itself. A dynamic one is read in other tests.
+                assert answer == b"E01", answer
+                continue
             assert answer[:1] in (b"m", b"l"), f"{name} advertised, but a read answers {answer[:60]!r}"
             continue
         if name == "binary-upload":

@@ -147,6 +147,11 @@ def libraries_svr4(session, annex: str) -> bytes:
     inferior = session.require_inferior()
     header = '<library-list-svr4 version="1.0"'
     r_debug = _r_debug_address(inferior)
+    if r_debug is None:
+        # No DT_DEBUG to follow (a static program, or the dynamic linker run as the program
+        # with the real one as its argument): like gdbserver, an error, so the client walks
+        # the link map itself from the dynamic linker's own symbols.
+        raise TargetError("the program has no DT_DEBUG entry")
     entries = _link_map_entries(inferior, r_debug)
     if not entries:
         return (header + "></library-list-svr4>").encode()
@@ -165,36 +170,40 @@ def libraries_svr4(session, annex: str) -> bytes:
     return "".join(body).encode()
 
 
-def _r_debug_address(inferior) -> int:
+def _r_debug_address(inferior) -> int | None:
+    """The address of the dynamic linker's r_debug from the program's DT_DEBUG (0 until the
+    dynamic linker has filled it in), or None when the program has no DT_DEBUG to read."""
     aux = procfs.auxv(inferior.pid)
     phdr, phnum = aux.get(AT_PHDR), aux.get(AT_PHNUM)
     if not phdr or not phnum:
-        return 0
+        return None
     table = inferior.read_memory(phdr, phnum * 56)
     if len(table) < phnum * 56:
-        return 0
+        return None
     dynamic_vaddr = None
-    relocation = 0
+    relocation = None
     for i in range(phnum):
         p_type, _, _, p_vaddr = struct.unpack_from("<IIQQ", table, i * 56)
         if p_type == PT_PHDR:
             relocation = phdr - p_vaddr
         elif p_type == PT_DYNAMIC:
             dynamic_vaddr = p_vaddr
-    if dynamic_vaddr is None:
-        return 0
+    # Without PT_PHDR the load address is unknown; such objects (shared libraries, the dynamic
+    # linker itself) have no DT_DEBUG anyway.
+    if dynamic_vaddr is None or relocation is None:
+        return None
     addr = dynamic_vaddr + relocation
     for _ in range(1024):
         entry = inferior.read_memory(addr, 16)
         if len(entry) < 16:
-            return 0
+            return None
         tag, value = struct.unpack("<qQ", entry)
         if tag == DT_NULL:
-            return 0
+            return None
         if tag == DT_DEBUG:
             return value
         addr += 16
-    return 0
+    return None
 
 
 def _read_string(inferior, addr: int, limit: int = 4096) -> str:
