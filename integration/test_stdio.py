@@ -58,3 +58,12 @@ def test_session_over_a_unix_socket(programs: Programs, tmp_path) -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_bare_monitor_is_an_unknown_command(server_kind: str, programs: Programs, tmp_path) -> None:
+    # What GDB's testsuite expects of both servers (gdb.server/server-mon.exp): gdb shows the
+    # server's words, then its own "Protocol error".
+    argv = server_argv(server_kind, "-", programs.simple, [], once=False)
+    run = run_gdb_pipe(argv, programs.simple, ["monitor", "kill"], cwd=tmp_path, timeout=60)
+    assert not run.timed_out, run.raw
+    assert re.search(r"Unknown monitor command.*Protocol error", run.raw, re.S), run.raw

@@ -37,6 +37,8 @@ async def monitor(session, cmd: cmds.MonitorCommand) -> bytes | None:
     text = cmd.command.decode(errors="replace").strip()
     words = text.split()
     if not words:
+        # gdb's bare `monitor`: said as gdbserver says it, then an error.
+        await session.send(replies.console_output(b"Unknown monitor command.\n"))
         return replies.error(0x01, "empty monitor command", session.state.error_strings)
     if words == ["help"]:
         await session.send(replies.console_output((HELP_HEAD + monitor_go.HELP).encode()))
