@@ -23,7 +23,8 @@ def configure(debug: bool, remote_debug: bool, debug_file: str | None, timestamp
 
 def set_debug(debug: bool, remote_debug: bool | None = None) -> None:
     """General debugging messages on or off; `remote_debug`, when given, every packet too."""
-    logging.getLogger(ROOT).setLevel(logging.DEBUG if debug else logging.INFO if remote_debug else logging.WARNING)
+    level = logging.DEBUG if debug else logging.INFO if remote_debug else logging.WARNING
+    logging.getLogger(ROOT).setLevel(level)
     if remote_debug is not None:
         # Both flags log every packet, as the --debug of a stub is mostly read for the packets.
         set_remote_debug(debug or remote_debug)

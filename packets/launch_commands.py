@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .commands import Command, ThreadId, _register_exact, register
+from .command_base import Command, ThreadId, register, register_exact
 from .hexcodec import MalformedCommand, hex_decode, parse_hex
 
 __all__ = [
@@ -201,17 +201,17 @@ def _flag01(rest: bytes, what: str) -> bool:
     raise MalformedCommand(f"{what}: expected 0 or 1")
 
 
-_register_exact(b"qHostInfo", HostInfoQuery)
-_register_exact(b"qProcessInfo", ProcessInfoQuery)
-_register_exact(b"QThreadSuffixSupported", ThreadSuffixSupported)
-_register_exact(b"QListThreadsInStopReply", ListThreadsInStopReply)
-_register_exact(b"jThreadsInfo", ThreadsInfoQuery)
-_register_exact(b"QEnableErrorStrings", EnableErrorStrings)
-_register_exact(b"qGetWorkingDir", WorkingDirQuery)
-_register_exact(b"qShlibInfoAddr", ShlibInfoAddrQuery)
-_register_exact(b"qVAttachOrWaitSupported", AttachOrWaitSupportedQuery)
-_register_exact(b"qLaunchSuccess", LaunchSuccessQuery)
-_register_exact(b"QEnvironmentReset", ResetEnvironment)
+register_exact(b"qHostInfo", HostInfoQuery)
+register_exact(b"qProcessInfo", ProcessInfoQuery)
+register_exact(b"QThreadSuffixSupported", ThreadSuffixSupported)
+register_exact(b"QListThreadsInStopReply", ListThreadsInStopReply)
+register_exact(b"jThreadsInfo", ThreadsInfoQuery)
+register_exact(b"QEnableErrorStrings", EnableErrorStrings)
+register_exact(b"qGetWorkingDir", WorkingDirQuery)
+register_exact(b"qShlibInfoAddr", ShlibInfoAddrQuery)
+register_exact(b"qVAttachOrWaitSupported", AttachOrWaitSupportedQuery)
+register_exact(b"qLaunchSuccess", LaunchSuccessQuery)
+register_exact(b"QEnvironmentReset", ResetEnvironment)
 
 
 @register(b"qRegisterInfo")

@@ -1,0 +1,188 @@
+"""Commands that read and write the program's registers and memory, and set breakpoints and
+watchpoints (g G p P m x M X Z z). lldb's ``;thread:TID;`` suffix is accepted where it sends it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .command_base import Command, ThreadId, register, split_fields, thread_suffix, unescape
+from .hexcodec import MalformedCommand, hex_decode, parse_hex, shorten
+
+__all__ = [
+    "InsertBreakpoint",
+    "ReadMemory",
+    "ReadMemoryBinary",
+    "ReadRegister",
+    "ReadRegisters",
+    "RemoveBreakpoint",
+    "WriteMemory",
+    "WriteRegister",
+    "WriteRegisters",
+]
+
+
+@dataclass(frozen=True)
+class ReadRegisters(Command):
+    """``g``: all general registers."""
+
+    thread: ThreadId | None
+
+
+@dataclass(frozen=True)
+class WriteRegisters(Command):
+    """``G<hex>``: write all general registers."""
+
+    data: bytes
+    thread: ThreadId | None
+
+
+@dataclass(frozen=True)
+class ReadRegister(Command):
+    """``p<regnum>``: one register."""
+
+    regnum: int
+    thread: ThreadId | None
+
+
+@dataclass(frozen=True)
+class WriteRegister(Command):
+    """``P<regnum>=<hex>``: write one register."""
+
+    regnum: int
+    value: bytes
+    thread: ThreadId | None
+
+
+@dataclass(frozen=True)
+class ReadMemory(Command):
+    """``m<addr>,<length>``: memory as hex."""
+
+    addr: int
+    length: int
+
+
+@dataclass(frozen=True)
+class WriteMemory(Command):
+    """``M<addr>,<length>:<hex>`` or ``X<addr>,<length>:<binary>``."""
+
+    addr: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ReadMemoryBinary(Command):
+    """``x<addr>,<length>``: memory as binary (lldb, and gdb >= 16)."""
+
+    addr: int
+    length: int
+
+
+@dataclass(frozen=True)
+class InsertBreakpoint(Command):
+    """``Z<kind>,<addr>,<length>``: 0 software, 1 hardware, 2 write, 3 read, 4 access watch."""
+
+    kind: int
+    addr: int
+    length: int
+    thread: ThreadId | None
+
+
+@dataclass(frozen=True)
+class RemoveBreakpoint(Command):
+    """``z<kind>,<addr>,<length>``."""
+
+    kind: int
+    addr: int
+    length: int
+    thread: ThreadId | None
+
+
+@register(b"g")
+def _parse_read_registers(rest: bytes) -> Command:
+    body, thread = thread_suffix(rest)
+    if body:
+        raise MalformedCommand(f"g takes no argument, got {shorten(body)}")
+    return ReadRegisters(thread)
+
+
+@register(b"G")
+def _parse_write_registers(rest: bytes) -> Command:
+    body, thread = thread_suffix(rest)
+    return WriteRegisters(hex_decode(body), thread)
+
+
+@register(b"p")
+def _parse_read_register(rest: bytes) -> Command:
+    body, thread = thread_suffix(rest)
+    return ReadRegister(parse_hex(body, "register number"), thread)
+
+
+@register(b"P")
+def _parse_write_register(rest: bytes) -> Command:
+    body, thread = thread_suffix(rest)
+    regnum, value = split_fields(body, 2, "P", b"=")
+    return WriteRegister(parse_hex(regnum, "register number"), hex_decode(value), thread)
+
+
+def _address_and_length(text: bytes, what: str) -> tuple[int, int]:
+    addr, length = split_fields(text, 2, what)
+    return parse_hex(addr, "address"), parse_hex(length, "length")
+
+
+@register(b"m")
+def _parse_read_memory(rest: bytes) -> Command:
+    return ReadMemory(*_address_and_length(rest, "m"))
+
+
+@register(b"x")
+def _parse_read_memory_binary(rest: bytes) -> Command:
+    return ReadMemoryBinary(*_address_and_length(rest, "x"))
+
+
+def _write_memory(rest: bytes, what: str, decode: Callable[[bytes], bytes]) -> Command:
+    header, colon, data_text = rest.partition(b":")
+    if not colon:
+        raise MalformedCommand(f"{what}: missing ':' before the data")
+    addr, length = _address_and_length(header, what)
+    data = decode(data_text)
+    if len(data) != length:
+        raise MalformedCommand(f"{what}: length {length:#x} but {len(data):#x} bytes of data")
+    return WriteMemory(addr, data)
+
+
+@register(b"M")
+def _parse_write_memory_hex(rest: bytes) -> Command:
+    return _write_memory(rest, "M", hex_decode)
+
+
+@register(b"X")
+def _parse_write_memory_binary(rest: bytes) -> Command:
+    return _write_memory(rest, "X", unescape)
+
+
+def _breakpoint(rest: bytes, what: str) -> tuple[int, int, int, ThreadId | None] | None:
+    spec, _, options = rest.partition(b";")
+    kind_text, addr_text, length_text = split_fields(spec, 3, what)
+    kind = parse_hex(kind_text, "breakpoint type")
+    if kind > 4:
+        return None  # a type RSP does not define yet: answer empty, like any unknown packet
+    # Conditions (";X...") and commands (";cmds:...") are not supported and are ignored; lldb's
+    # ";thread:TID" suffix is kept.
+    thread = None
+    for option in options.split(b";"):
+        if option.startswith(b"thread:"):
+            thread = ThreadId.parse(option[len(b"thread:") :])
+    return kind, parse_hex(addr_text, "address"), parse_hex(length_text, "kind"), thread
+
+
+@register(b"Z")
+def _parse_insert_breakpoint(rest: bytes) -> Command | None:
+    fields = _breakpoint(rest, "Z")
+    return InsertBreakpoint(*fields) if fields else None
+
+
+@register(b"z")
+def _parse_remove_breakpoint(rest: bytes) -> Command | None:
+    fields = _breakpoint(rest, "z")
+    return RemoveBreakpoint(*fields) if fields else None

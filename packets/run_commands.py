@@ -1,0 +1,295 @@
+"""Run-control commands: the stop reason, resuming (c C s S vCont), thread selection and lists,
+signal settings, thread events, non-stop, kill and detach."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .command_base import (
+    Command, ThreadId, flag, optional_hex, register, register_exact, signal_list, split_fields,
+)
+from .hexcodec import MalformedCommand, parse_hex, shorten
+
+__all__ = [
+    "Continue",
+    "ContinueWithSignal",
+    "CurrentThreadQuery",
+    "Detach",
+    "Kill",
+    "NonStop",
+    "PassSignals",
+    "ProgramSignals",
+    "SetThread",
+    "Step",
+    "StepWithSignal",
+    "StopReasonQuery",
+    "ThreadAlive",
+    "ThreadEvents",
+    "ThreadExtraInfo",
+    "ThreadInfoFirst",
+    "ThreadInfoNext",
+    "VCont",
+    "VContAction",
+    "VContQuery",
+]
+
+
+@dataclass(frozen=True)
+class StopReasonQuery(Command):
+    """``?``: why did the target stop?"""
+
+
+@dataclass(frozen=True)
+class Continue(Command):
+    """``c[addr]``."""
+
+    addr: int | None
+
+
+@dataclass(frozen=True)
+class ContinueWithSignal(Command):
+    """``C<sig>[;addr]``."""
+
+    signal: int
+    addr: int | None
+
+
+@dataclass(frozen=True)
+class Step(Command):
+    """``s[addr]``."""
+
+    addr: int | None
+
+
+@dataclass(frozen=True)
+class StepWithSignal(Command):
+    """``S<sig>[;addr]``."""
+
+    signal: int
+    addr: int | None
+
+
+@dataclass(frozen=True)
+class VContQuery(Command):
+    """``vCont?``: which vCont actions are supported."""
+
+
+@dataclass(frozen=True)
+class VContAction:
+    """One ``vCont`` action: ``kind`` is ``c``, ``C``, ``s``, ``S``, ``t`` or ``r``.
+
+    ``signal`` is set for ``C``/``S``, ``start``/``end`` for the ``r`` range step; ``thread`` is
+    ``None`` when the action applies to every thread not named by an earlier action.
+    """
+
+    kind: str
+    signal: int | None
+    start: int | None
+    end: int | None
+    thread: ThreadId | None
+
+
+@dataclass(frozen=True)
+class VCont(Command):
+    """``vCont;action[:thread];...``: resume threads, leftmost matching action wins."""
+
+    actions: tuple[VContAction, ...]
+
+
+@dataclass(frozen=True)
+class SetThread(Command):
+    """``H<op><thread>``: select the thread for later ``g``/``m``... (``g``) or resumes (``c``)."""
+
+    op: str
+    thread: ThreadId
+
+
+@dataclass(frozen=True)
+class ThreadAlive(Command):
+    """``T<thread>``: is this thread alive?"""
+
+    thread: ThreadId
+
+
+@dataclass(frozen=True)
+class CurrentThreadQuery(Command):
+    """``qC``."""
+
+
+@dataclass(frozen=True)
+class ThreadInfoFirst(Command):
+    """``qfThreadInfo``."""
+
+
+@dataclass(frozen=True)
+class ThreadInfoNext(Command):
+    """``qsThreadInfo``."""
+
+
+@dataclass(frozen=True)
+class PassSignals(Command):
+    """``QPassSignals:<sig>;...``: GDB signal numbers to deliver without stopping."""
+
+    signals: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProgramSignals(Command):
+    """``QProgramSignals:<sig>;...``: GDB signal numbers the program may receive."""
+
+    signals: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Kill(Command):
+    """``k`` or ``vKill;<pid>``."""
+
+    pid: int | None
+
+
+@dataclass(frozen=True)
+class Detach(Command):
+    """``D`` or ``D;<pid>``."""
+
+    pid: int | None
+
+
+@dataclass(frozen=True)
+class ThreadExtraInfo(Command):
+    """``qThreadExtraInfo,<thread>``."""
+
+    thread: ThreadId
+
+
+@dataclass(frozen=True)
+class NonStop(Command):
+    """``QNonStop:0|1``."""
+
+    enable: bool
+
+
+@dataclass(frozen=True)
+class ThreadEvents(Command):
+    """``QThreadEvents:0|1``: report thread creation and exit."""
+
+    enable: bool
+
+
+register_exact(b"?", StopReasonQuery)
+
+
+register_exact(b"vCont?", VContQuery)
+
+
+register_exact(b"qC", CurrentThreadQuery)
+
+
+register_exact(b"qfThreadInfo", ThreadInfoFirst)
+
+
+register_exact(b"qsThreadInfo", ThreadInfoNext)
+
+
+@register(b"c")
+def _parse_continue(rest: bytes) -> Command:
+    return Continue(optional_hex(rest, "address"))
+
+
+@register(b"s")
+def _parse_step(rest: bytes) -> Command:
+    return Step(optional_hex(rest, "address"))
+
+
+def _signal_and_address(rest: bytes) -> tuple[int, int | None]:
+    signal, _, addr = rest.partition(b";")
+    return parse_hex(signal, "signal"), optional_hex(addr, "address")
+
+
+@register(b"C")
+def _parse_continue_with_signal(rest: bytes) -> Command:
+    return ContinueWithSignal(*_signal_and_address(rest))
+
+
+@register(b"S")
+def _parse_step_with_signal(rest: bytes) -> Command:
+    return StepWithSignal(*_signal_and_address(rest))
+
+
+def _vcont_action(text: bytes) -> VContAction:
+    action, colon, thread_text = text.partition(b":")
+    thread = ThreadId.parse(thread_text) if colon else None
+    kind, argument = action[:1], action[1:]
+    if kind in (b"c", b"s", b"t"):
+        if argument:
+            raise MalformedCommand(f"vCont action {shorten(action)} takes no argument")
+        return VContAction(kind.decode(), None, None, None, thread)
+    if kind in (b"C", b"S"):
+        return VContAction(kind.decode(), parse_hex(argument, "signal"), None, None, thread)
+    if kind == b"r":
+        start, end = split_fields(argument, 2, "vCont;r")
+        return VContAction(
+            "r", None, parse_hex(start, "range start"), parse_hex(end, "range end"), thread
+        )
+    raise MalformedCommand(f"unknown vCont action {shorten(action)}")
+
+
+@register(b"vCont;")
+def _parse_vcont(rest: bytes) -> Command:
+    return VCont(tuple(_vcont_action(action) for action in rest.split(b";")))
+
+
+@register(b"H")
+def _parse_set_thread(rest: bytes) -> Command:
+    op = rest[:1]
+    if not op.isalpha():
+        raise MalformedCommand(f"H needs an operation letter, got {shorten(op)}")
+    return SetThread(op.decode(), ThreadId.parse(rest[1:]))
+
+
+@register(b"T")
+def _parse_thread_alive(rest: bytes) -> Command:
+    return ThreadAlive(ThreadId.parse(rest))
+
+
+@register(b"QPassSignals:")
+def _parse_pass_signals(rest: bytes) -> Command:
+    return PassSignals(signal_list(rest))
+
+
+@register(b"QProgramSignals:")
+def _parse_program_signals(rest: bytes) -> Command:
+    return ProgramSignals(signal_list(rest))
+
+
+@register(b"k")
+def _parse_kill(rest: bytes) -> Command | None:
+    return Kill(None) if not rest else None
+
+
+@register(b"vKill;")
+def _parse_vkill(rest: bytes) -> Command:
+    return Kill(parse_hex(rest, "process id"))
+
+
+@register(b"D")
+def _parse_detach(rest: bytes) -> Command:
+    if not rest:
+        return Detach(None)
+    if rest[:1] != b";":
+        raise MalformedCommand(f"D: expected ';<pid>', got {shorten(rest)}")
+    return Detach(parse_hex(rest[1:], "process id"))
+
+
+@register(b"qThreadExtraInfo,")
+def _parse_thread_extra_info(rest: bytes) -> Command:
+    return ThreadExtraInfo(ThreadId.parse(rest))
+
+
+@register(b"QNonStop:")
+def _parse_non_stop(rest: bytes) -> Command:
+    return NonStop(flag(rest, "QNonStop"))
+
+
+@register(b"QThreadEvents:")
+def _parse_thread_events(rest: bytes) -> Command:
+    return ThreadEvents(flag(rest, "QThreadEvents"))
