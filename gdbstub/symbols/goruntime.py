@@ -44,23 +44,18 @@ from __future__ import annotations
 import functools
 import struct
 from array import array
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Iterable
 
 from gdbstub.symbols.gobinary import GoBinary
 from gdbstub.symbols.go_dwarf_offsets import read_offsets
-from gdbstub.symbols.gopclntab import FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME
+from gdbstub.symbols.goruntime_types import (  # noqa: F401  (the reader's vocabulary, re-exported)
+    G_COPYSTACK, G_DEAD, G_DEADEXTRA, G_IDLE, G_LEAKED, G_PREEMPTED, G_RUNNABLE, G_RUNNING,
+    G_SCAN, G_SYSCALL, G_WAITING, Frame, GoRuntimeError, Goroutine, NoOffsets, ReadMemory,
+    RuntimeNotReady, ThreadState,
+)
+from gdbstub.symbols.gostack import StackUnwinding, StackWindow
 from gdbstub.symbols.x86_operands import rip_relative_targets
 
-ReadMemory = Callable[[int, int], bytes]
-
-G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING = 0, 1, 2, 3, 4
-G_DEAD, G_COPYSTACK, G_PREEMPTED, G_LEAKED, G_DEADEXTRA = 6, 8, 9, 10, 11
-G_SCAN = 0x1000
-
-# Functions the runtime injects into a goroutine's stack (a signal, async preemption, a
-# debugger call): the frame under them stopped at a trapped instruction, not a call.
-INJECTED_CALLS = frozenset({"runtime.sigpanic", "runtime.asyncPreempt", "runtime.debugCallV2"})
 # Go's signal handler entry points, and the restorer its handler returns into.
 SIGNAL_TRAMPOLINES = frozenset({"runtime.sigtramp", "runtime.cgoSigtramp"})
 SIGNAL_RETURNS = frozenset({"runtime.sigreturn__sigaction", "runtime.sigreturn"})
@@ -68,79 +63,11 @@ SIGNAL_RETURNS = frozenset({"runtime.sigreturn__sigaction", "runtime.sigreturn"}
 _UC_MCONTEXT = 40
 _REG_RBP, _REG_RSP, _REG_RIP = 10, 15, 16
 _MAX_GOROUTINES = 50_000_000
-_STACK_WINDOW = 256 * 1024
 
 
-class GoRuntimeError(Exception):
-    """The Go runtime state cannot be read."""
+class GoRuntime(StackUnwinding):
+    """The runtime state of one Go process: goroutines, Ms and their threads, stacks."""
 
-
-class RuntimeNotReady(GoRuntimeError):
-    """The process has not initialised the Go runtime yet (or is not a Go program)."""
-
-
-class NoOffsets(GoRuntimeError):
-    """No struct offsets for this Go version (not in the table, no DWARF)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadState:
-    """What the caller knows about one thread: registers and the TLS base."""
-    tid: int
-    pc: int
-    sp: int
-    bp: int
-    fs_base: int
-
-
-@dataclass(frozen=True, slots=True)
-class Goroutine:
-    addr: int
-    goid: int
-    status: int                 # without the _Gscan bit
-    scan: bool
-    wait_reason: str            # "" when the goroutine is not waiting or has no reason
-    start_pc: int               # g.startpc: the function of the go statement
-    start_function: str         # its name ("?" when not in the table)
-    go_pc: int                  # g.gopc: the go statement
-    parent_goid: int | None     # Go >= 1.21
-    m: int                      # address of the M running or holding it (0: none)
-    thread_id: int | None       # m.procid, the kernel thread id
-    locked_to_thread: bool
-    stack_lo: int
-    stack_hi: int
-    pc: int | None              # where to start unwinding (None: unavailable)
-    sp: int | None
-    bp: int | None
-    trap: bool                  # pc is an interrupted instruction, not a return address
-    location: str               # "sched", "syscall", "vdso", "registers", "signal" (the
-                                # context a signal interrupted) or "unavailable"
-    on_system_stack: bool = False   # its thread runs on g0/gsignal (registers are not its)
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One logical frame (a function or a call inlined into it)."""
-    function: str
-    file: str
-    line: int
-    pc: int            # the physical frame's pc: a return address, or the trapped pc
-    sym_pc: int        # the pc its file:line were looked up at
-    sp: int
-    entry: int         # entry of the physical function
-    inlined: bool
-    func_id: int
-
-    @property
-    def offset(self) -> int | None:
-        """pc - entry, as Go prints `+0x..` (None for inlined frames or at the entry)."""
-        return None if self.inlined or self.pc <= self.entry else self.pc - self.entry
-
-
-_MISSING = object()
-
-
-class GoRuntime:
     def __init__(self, binary: GoBinary, read_memory: ReadMemory, *, load_bias: int = 0,
                  offsets: dict[str, int] | None = None) -> None:
         self.binary = binary
@@ -454,7 +381,7 @@ class GoRuntime:
         """(rip, rsp, rbp) saved by the kernel for a signal whose Go handler runs at pc/sp."""
         try:
             for f, fpc, fsp in self._physical_frames(pc, sp, True, False,
-                                                     _StackWindow(self.read_memory, sp, 0), 64):
+                                                     StackWindow(self.read_memory, sp, 0), 64):
                 if f.name in SIGNAL_RETURNS:
                     uc = fsp                 # its pretcode was popped by the handler's RET
                 elif f.name in SIGNAL_TRAMPOLINES:
@@ -470,131 +397,3 @@ class GoRuntime:
         except OSError:
             return None
         return None
-
-    # --- stacks ----------------------------------------------------------------------
-
-    def backtrace(self, g: Goroutine, max_frames: int = 1000) -> list[Frame]:
-        """All logical frames from g's pc/sp outwards, innermost first (no elision)."""
-        if g.pc is None or g.sp is None:
-            return []
-        stack = _StackWindow(self.read_memory, g.sp, g.stack_hi)
-        return self.unwind(g.pc, g.sp, trap=g.trap, syscall=g.location == "syscall",
-                           stack=stack, max_frames=max_frames)
-
-    def unwind(self, pc: int, sp: int, *, trap: bool = False, syscall: bool = False,
-               stack: _StackWindow | None = None, max_frames: int = 1000) -> list[Frame]:
-        """Logical frames from pc/sp, unwinding with .gopclntab frame sizes."""
-        stack = stack or _StackWindow(self.read_memory, sp, 0)
-        pcln, bias = self.pclntab, self.bias
-        frames: list[Frame] = []
-        inline_cache = self._inline_cache
-        for f, fpc, fsp, ftrap in self._physical_frames(pc, sp, trap, syscall, stack,
-                                                        max_frames, with_trap=True):
-            link_pc = fpc - bias
-            sym = link_pc if ftrap or link_pc == f.entry else link_pc - 1
-            inlined = inline_cache.get(sym)
-            if inlined is None:
-                inlined = inline_cache[sym] = pcln.inline_frames(f, sym)
-            for sf in inlined:
-                frames.append(Frame(sf.function, sf.file, sf.line, fpc, sym + bias, fsp,
-                                    f.entry + bias, sf.inlined, sf.func_id))
-            if len(frames) >= max_frames:
-                break
-        return frames[:max_frames]
-
-    def _physical_frames(self, pc: int, sp: int, trap: bool, syscall: bool,
-                         stack: _StackWindow, limit: int, with_trap: bool = False):
-        """Yield (func, pc, sp[, trap]) per physical frame, as the runtime's unwinder on amd64
-        walks them: frame size from pcsp, return address just below the caller's sp; stop at
-        TOPFRAME or SPWRITE functions, an unknown pc or a zero return address. A frame under
-        an injected call (sigpanic, asyncPreempt) is at a trapped instruction."""
-        pcln, bias = self.pclntab, self.bias
-        if pc == 0:  # a call through a nil func value: start in the caller
-            pc = stack.word(sp)
-            sp += 8
-        innermost = True
-        func_cache, delta_cache = self._func_cache, self._delta_cache
-        for _ in range(limit):
-            link = pc - bias
-            f = func_cache.get(link, _MISSING)
-            if f is _MISSING:
-                f = func_cache[link] = pcln.func_at(link)
-            if f is None:
-                return
-            yield (f, pc, sp, trap) if with_trap else (f, pc, sp)
-            if f.pcsp == 0:
-                return
-            flag = f.flag
-            if f.name == "runtime.cgocallback" or (innermost and syscall):
-                flag &= ~FUNC_FLAG_SPWRITE
-            if flag & (FUNC_FLAG_TOPFRAME | FUNC_FLAG_SPWRITE):
-                return
-            delta = delta_cache.get(link)
-            if delta is None:
-                delta = delta_cache[link] = pcln.sp_delta(f, link)
-            if delta < 0:
-                return
-            fp = sp + delta + 8
-            try:
-                lr = stack.word(fp - 8)
-            except OSError:
-                return
-            if lr == 0 or (lr == pc and fp == sp):
-                return
-            trap = f.name in INJECTED_CALLS
-            pc, sp = lr, fp
-            innermost = False
-
-    def first_frame(self, g: Goroutine, wanted) -> tuple[str, str, int] | None:
-        """(function, file, line) of the innermost logical frame whose function name satisfies
-        `wanted`, unwinding no further than needed and building no Frame objects: listing
-        thousands of goroutines by their user frame stays fast."""
-        if g.pc is None or g.sp is None:
-            return None
-        stack = _StackWindow(self.read_memory, g.sp, g.stack_hi)
-        bias, inline_cache = self.bias, self._inline_cache
-        for f, fpc, _, ftrap in self._physical_frames(g.pc, g.sp, g.trap, g.location == "syscall",
-                                                      stack, 1000, with_trap=True):
-            link_pc = fpc - bias
-            sym = link_pc if ftrap or link_pc == f.entry else link_pc - 1
-            inlined = inline_cache.get(sym)
-            if inlined is None:
-                inlined = inline_cache[sym] = self.pclntab.inline_frames(f, sym)
-            for sf in inlined:
-                if wanted(sf.function):
-                    return sf.function, sf.file, sf.line
-        return None
-
-    def creator(self, g: Goroutine) -> Frame | None:
-        """The go statement that created g: its physical function and file:line."""
-        f = self.pclntab.func_at(g.go_pc - self.bias)
-        if f is None:
-            return None
-        link = g.go_pc - self.bias
-        sym = link - 1 if link > f.entry else link
-        file, line = self.pclntab.func_line(f, sym)
-        return Frame(f.name, file, line, g.go_pc, sym + self.bias, 0, f.entry + self.bias,
-                     False, f.func_id)
-
-
-class _StackWindow:
-    """One read of [sp, hi) (capped), serving 8-byte words; reads outside it go to memory."""
-
-    def __init__(self, read_memory: ReadMemory, sp: int, hi: int) -> None:
-        self._read = read_memory
-        self._lo = sp
-        self._data = b""
-        if sp < hi <= sp + _STACK_WINDOW:
-            try:
-                self._data = read_memory(sp, hi - sp)
-            except OSError:
-                self._data = b""
-
-    def word(self, addr: int) -> int:
-        off = addr - self._lo
-        if 0 <= off and off + 8 <= len(self._data):
-            return struct.unpack_from("<Q", self._data, off)[0]
-        data = self._read(addr, 8)
-        if len(data) != 8:
-            raise OSError(f"short read at {addr:#x}")
-        return struct.unpack("<Q", data)[0]
