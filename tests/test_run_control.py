@@ -239,45 +239,52 @@ def test_lldb_s_interrupt_sent_while_stopped_is_dropped(programs, tmp_path: Path
 def thread_ids(client: Client) -> list[int]:
     tids, reply = [], client.request(b"qfThreadInfo")
     while reply.startswith(b"m"):
-        tids += [int(t.split(b".")[1], 16) for t in reply[1:].split(b",")]
+        tids += [int(t.rsplit(b".", 1)[-1], 16) for t in reply[1:].split(b",")]
         reply = client.request(b"qsThreadInfo")
     return tids
 
 
-def thread_pc(client: Client, pid: int, tid: int) -> int:
-    assert client.request(b"Hgp%x.%x" % (pid, tid)) == b"OK"
+def thread_pc(client: Client, thread: bytes) -> int:
+    assert client.request(b"Hg" + thread) == b"OK"
     rip = client.request(b"g")[16 * 16:17 * 16]  # gdbserver has no 'p'; rip follows 16 GPRs
     return int.from_bytes(bytes.fromhex(rip.decode()), "little")
 
 
-@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
-def test_a_thread_left_stopped_keeps_its_event(programs, tmp_path: Path, server_command):
+@pytest.mark.parametrize(("server_command", "client_kind"), [(None, "gdb"), (["gdbserver"], "gdb"), (None, "lldb")],
+                         ids=["gdbstub", "gdbserver", "gdbstub-lldb"])
+def test_a_thread_left_stopped_keeps_its_event(programs, tmp_path: Path, server_command, client_kind):
     # Worker threads hit a breakpoint together: one is reported, the others' hits wait. A
     # client that then resumes only the main thread (blocked in pthread_join) must hear
     # nothing of them: gdb asserts when a thread it left stopped reports (scheduler locking,
-    # stepping one thread over a breakpoint).
+    # stepping one thread over a breakpoint), and lldb resumes one thread to run an
+    # expression on it.
     if server_command and not shutil.which(server_command[0]):
         pytest.skip("gdbserver not installed")
     program = programs.threads.parent / "threads_race"
     extra = {"command": server_command} if server_command else {}
     server = start_server(program, ["4", "100000000"], tmp_path / "server.log", **extra)
     client = server.connect()
+    gdb = client_kind == "gdb"
+    thread = (lambda tid: b"p%x.%x" % (server.pid, tid)) if gdb else (lambda tid: b"%x" % tid)
     try:
-        client.request(GDB_QSUPPORTED)
+        if not gdb:
+            client.request(b"QStartNoAckMode")
+            client.no_ack = True
+        client.request(GDB_QSUPPORTED if gdb else LLDB_QSUPPORTED)
         client.request(b"?")
         hit = load_base(server.pid, program) + nm_address(program, "hit")
         assert client.request(b"Z0,%x,1" % hit) == b"OK"
         for _ in range(100):
             stop = client.request(b"vCont;c", timeout=20)
-            reported = int(re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", stop).group(1), 16)
+            reported = int(re.search(rb"thread:(?:p[0-9a-f]+\.)?([0-9a-f]+);", stop).group(1), 16)
             tids = thread_ids(client)
             others = [t for t in tids if t not in (server.pid, reported)]
             # Once main has started all 4 workers: resumed alone, it starts no more.
-            if len(tids) == 5 and any(thread_pc(client, server.pid, t) == hit for t in others):
+            if len(tids) == 5 and any(thread_pc(client, thread(t)) == hit for t in others):
                 break  # another worker's hit is waiting
         else:
             pytest.fail("no two workers reached the breakpoint together in 100 stops")
-        client.send(b"vCont;c:p%x.%x" % (server.pid, server.pid))
+        client.send(b"vCont;c:" + thread(server.pid))
         quiet = client.nothing_pending(0.5)
         client.send_raw(b"\x03")
         interrupted = client.read_reply(timeout=10)
@@ -285,4 +292,4 @@ def test_a_thread_left_stopped_keeps_its_event(programs, tmp_path: Path, server_
         client.close()
         server.stop()
     assert quiet, "a thread the client left stopped reported an event"
-    assert interrupted.startswith(b"T02"), interrupted
+    assert interrupted.startswith(b"T02" if gdb else b"T13"), interrupted
