@@ -843,3 +843,91 @@ async def test_kill_a_running_program(programs):
             await inf.kill()
         assert inf.exit_event.kind == StopKind.TERMINATED
         assert not os.path.exists(f"/proc/{pid}")
+
+
+# -- several processes under one tracer ---------------------------------------------------------
+
+@asynccontextmanager
+async def debugged_together(runs: list[tuple[Path, list[str], Path]]) -> AsyncIterator[list[Inferior]]:
+    """Launched programs sharing one tracer, each stopped at its exec; killed afterwards."""
+    tracer = Tracer()
+    inferiors: list[Inferior] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tracer.run)
+        try:
+            for program, args, stdout in runs:
+                inferior = Inferior(launch_with_stdout(program, args, stdout), launched=True,
+                                    use_xstate=USE_XSTATE)
+                tracer.add(inferior)
+                inferiors.append(inferior)
+            yield inferiors
+        finally:
+            with trio.CancelScope(shield=True):
+                for inferior in inferiors:
+                    if inferior.alive:
+                        await inferior.kill()
+            nursery.cancel_scope.cancel()
+
+
+async def hits_in_two_processes(program: Path, function: str, runs: list[list[str]], tmp_path: Path
+                                ) -> list[tuple[StopEvent, int, str]]:
+    """Launch `program` twice under one tracer with a breakpoint on `function` in each, resume
+    both together until each exits; per process: its exit, the breakpoint stops reported for
+    it, and what it printed. Every stop must be for a thread of the process it is reported
+    for, at the breakpoint."""
+    binary = Binary.load(program)
+    outs = [tmp_path / f"out{i}" for i in range(len(runs))]
+    results: list[tuple[StopEvent, int, str]] = []
+    async with debugged_together([(program, args, out) for args, out in zip(runs, outs)]) as inferiors:
+        assert len({inf.pid for inf in inferiors}) == len(inferiors)
+        ends: dict[int, tuple[StopEvent, int]] = {}
+
+        async def drive(inf: Inferior) -> None:
+            address = binary.address(inf.pid, function)
+            inf.breakpoints.insert(address)
+            hits = 0
+            while True:
+                ev = await run_until(inf)
+                if ev.is_exit:
+                    ends[inf.pid] = (ev, hits)
+                    return
+                assert ev.kind == StopKind.BREAKPOINT, ev
+                assert os.path.exists(f"/proc/{inf.pid}/task/{ev.tid}"), (inf.pid, ev.tid)
+                assert inf.thread(ev.tid).pc() == address
+                hits += 1
+                await step_over_breakpoint(inf, ev.tid, address)
+
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                for inf in inferiors:
+                    nursery.start_soon(drive, inf)
+        for inf, out in zip(inferiors, outs):
+            results.append((*ends[inf.pid], out.read_text()))
+    return results
+
+
+@pytest.mark.parametrize("attempt", range(3))  # a thread's first stop beats its clone event in some runs
+async def test_two_processes_under_one_tracer_each_get_their_own_events(programs, tmp_path, attempt):
+    # Two programs whose threads hit a breakpoint while others are still being created, traced
+    # at once and resumed together: a new thread's first stop can come before the clone event
+    # that says whose it is, and is kept until then. Every stop belongs to the process it is
+    # reported for, no hit is lost or reported twice (the program's own call count), and the
+    # first program's exit leaves the second running.
+    nthreads, rounds = 60, (2, 6)
+    race = programs.threads.parent / "threads_race"
+    results = await hits_in_two_processes(race, "hit", [[str(nthreads), str(n)] for n in rounds], tmp_path)
+    for (end, hits, printed), n in zip(results, rounds):
+        assert (end.kind, end.exit_code) == (StopKind.EXITED, 0), end
+        assert printed == f"calls={nthreads * n} sigtraps=0\n"
+        assert hits == nthreads * n
+
+
+async def test_two_processes_of_200_threads_give_one_event_per_hit(programs, tmp_path):
+    # 200 threads in each program call work() at once after a barrier.
+    nthreads, rounds = 200, (1, 2)
+    many = programs.threads.parent / "threads_many"
+    results = await hits_in_two_processes(many, "work", [[str(nthreads), str(n)] for n in rounds], tmp_path)
+    for (end, hits, printed), n in zip(results, rounds):
+        assert (end.kind, end.exit_code) == (StopKind.EXITED, 0), end
+        assert printed == f"threads={nthreads} rounds={n} calls={nthreads * n} bad=0 sigtraps=0\n"
+        assert hits == nthreads * n

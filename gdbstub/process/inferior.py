@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import trio
 
@@ -77,6 +77,8 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
         self.on_internal_breakpoint = None
         # Collects pending wait statuses at once (the tracer's drain); set when traced.
         self.poll = None
+        # The stops the tracer kept for a thread before its clone event (set when traced).
+        self.claim_unclaimed: Callable[[int], list[int]] = lambda tid: []
         # Counts resumes: whatever was read from the stopped program is stale once it changes.
         self.generation = 0
 

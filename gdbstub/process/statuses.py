@@ -29,8 +29,9 @@ TRAP_HWBKPT = 4
 
 class StatusHandling:
     """Wait-status handling for `Inferior` (which provides `threads`, `pid`, `settings`,
-    `breakpoints`, `exit_event`, `_orphans`, `_changed`, `_process_events`, `_stepping_over`,
-    `_interrupt_requested`, the step-over and hardware mixins, and `_mark_exited`)."""
+    `breakpoints`, `exit_event`, `_orphans`, `claim_unclaimed`, `_changed`, `_process_events`,
+    `_stepping_over`, `_interrupt_requested`, the step-over and hardware mixins, and
+    `_mark_exited`)."""
 
     def owns(self, tid: int) -> bool:
         return tid in self.threads or tid == self.pid
@@ -126,7 +127,7 @@ class StatusHandling:
         # The client counts a new thread as running, like the process it appeared in.
         child = Thread(new_tid, running=True, awaiting_first_stop=True, resume=Resume("continue"))
         self.threads[new_tid] = child
-        for status in self._orphans.pop(new_tid, []):
+        for status in self._orphans.pop(new_tid, []) + self.claim_unclaimed(new_tid):
             self._on_thread_status(child, status)
         self._resume_quietly(parent)
 

@@ -40,15 +40,24 @@ def _open_sigchld_fd() -> int:
 
 # Statuses handled between two checkpoints of the event loop.
 DRAIN_BATCH = 64
+# Threads whose first stop came before the clone event naming them, kept at most.
+UNCLAIMED_LIMIT = 4096
 
 
 class Tracer:
+    """Waits for every traced process's statuses and hands each to the process that owns the
+    thread; several processes can be traced at once."""
+
     def __init__(self) -> None:
         self.inferiors: list[Inferior] = []
+        # tid -> its stops, for threads no process has claimed yet: a new thread's first stop
+        # can come before its parent's clone event, and only that event says whose it is.
+        self._unclaimed: dict[int, list[int]] = {}
 
     def add(self, inferior: Inferior) -> None:
         self.inferiors.append(inferior)
         inferior.poll = self.drain
+        inferior.claim_unclaimed = self.claim
 
     def remove(self, inferior: Inferior) -> None:
         if inferior in self.inferiors:
@@ -105,6 +114,13 @@ class Tracer:
             if inferior.owns(tid):
                 inferior.on_status(tid, status)
                 return
-        # A thread we have not heard of yet (its clone event is still to come).
-        if len(self.inferiors) == 1:
-            self.inferiors[0].on_status(tid, status)
+        if os.WIFSTOPPED(status):
+            # A thread nobody has claimed yet: the clone event that names it is still to come.
+            if len(self._unclaimed) >= UNCLAIMED_LIMIT and tid not in self._unclaimed:
+                del self._unclaimed[next(iter(self._unclaimed))]  # never claimed: the oldest goes
+            self._unclaimed.setdefault(tid, []).append(status)
+        # Anything else is the end of a thread of a process no longer traced: nothing to do.
+
+    def claim(self, tid: int) -> list[int]:
+        """The statuses kept for a new thread, now that a clone event names its process."""
+        return self._unclaimed.pop(tid, [])
