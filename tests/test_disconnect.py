@@ -148,6 +148,8 @@ def test_attached_program_runs_on_untouched_after_the_client_vanishes(programs, 
         finally:
             server.stop()
         assert status == 0, server.log.read_text()[-2000:]
+        # A leftover trap would kill the program (SIGTRAP): say so rather than fail on /proc.
+        assert proc.poll() is None, f"the program died ({proc.returncode}):\n{server.log.read_text()[-2000:]}"
         base = load_base(proc.pid, program)
         ticks = base + nm_address(program, "ticks")
         before = int.from_bytes(proc_memory(proc.pid, ticks, 8), "little")

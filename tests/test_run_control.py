@@ -293,3 +293,30 @@ def test_a_thread_left_stopped_keeps_its_event(programs, tmp_path: Path, server_
         server.stop()
     assert quiet, "a thread the client left stopped reported an event"
     assert interrupted.startswith(b"T02" if gdb else b"T13"), interrupted
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+@pytest.mark.parametrize("program_name", ["spin", "threads_race"])
+def test_a_program_killed_from_outside_while_running_is_reported_killed(programs, tmp_path: Path,
+                                                                        server_command, program_name):
+    # gdb.threads/killed-outside.exp: SIGKILL sent by someone else while the program runs
+    # (one thread, or several busy ones): the client hears X09 for the process.
+    if server_command and not shutil.which(server_command[0]):
+        pytest.skip("gdbserver not installed")
+    program = programs.threads.parent / program_name
+    args = ["4", "100000000"] if program_name == "threads_race" else []
+    extra = {"command": server_command} if server_command else {}
+    server = start_server(program, args, tmp_path / "server.log", **extra)
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.request(b"?")
+        client.send(b"vCont;c")
+        assert client.nothing_pending(0.3)
+        os.kill(server.pid, signal.SIGKILL)
+        reply = client.read_reply(timeout=10)
+    finally:
+        client.close()
+        server.stop()
+    # gdbserver writes the signal as 'X9', gdbstub as 'X09': the same hex number.
+    assert re.fullmatch(rb"X0?9;process:%x" % server.pid, reply), reply
