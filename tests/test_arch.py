@@ -1292,3 +1292,30 @@ def test_gdb_writes_avx512_registers_through_gdbstub(avx512_program: Avx512Progr
     zmm20 = [*ZMM20[:7], lane7]
     as_gdb = lambda values: "{" + ", ".join(f"{v:#x}" for v in values) + "}"  # noqa: E731
     assert printed == [as_gdb(zmm5), as_gdb(zmm20), f"{new_k3:#x}"], ours
+
+
+# What gdb 13 itself lists for amd64 without a target description ('maint print
+# remote-registers' against gdbserver with 'set remote target-features-packet off'): each
+# register's offset in the 'g' packet, and the packet's size.
+GDB_BUILTIN_G_OFFSETS = {
+    "rip": 128, "eflags": 136, "cs": 140, "ss": 144, "ds": 148, "fs": 156, "gs": 160, "st0": 164,
+    "st7": 234, "fctrl": 244, "fop": 272, "xmm0": 276, "xmm15": 516, "mxcsr": 532,
+    "orig_rax": 536, "fs_base": 544, "gs_base": 552,
+}  # fmt: skip
+
+
+def test_g_offsets_of_the_builtin_layout_are_gdb_s() -> None:
+    table = x86_64_table(has_avx=False, has_avx512=False, has_pkeys=False)
+    assert {name: table.g_offset(table.by_name(name).regnum) for name in GDB_BUILTIN_G_OFFSETS} \
+        == GDB_BUILTIN_G_OFFSETS
+    assert table.g_size == 560
+
+
+def test_g_offsets_follow_each_other_in_every_layout() -> None:
+    for table in (x86_64_table(has_avx=False, has_avx512=False, has_pkeys=False),
+                  x86_64_table(has_avx=True, has_avx512=True, has_pkeys=True)):
+        regs = table.registers
+        assert table.g_offset(regs[0].regnum) == 0
+        for before, after in zip(regs, regs[1:]):
+            assert table.g_offset(after.regnum) == table.g_offset(before.regnum) + before.size
+        assert table.g_offset(regs[-1].regnum) + regs[-1].size == table.g_size

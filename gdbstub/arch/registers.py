@@ -136,6 +136,7 @@ class RegisterTable:
     expedite: tuple[int, ...] = (6, 7, 16)
     _by_number: dict[int, Register] = field(init=False, repr=False)
     _by_name: dict[str, Register] = field(init=False, repr=False)
+    _g_offsets: dict[int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.registers = sorted(self.registers, key=lambda r: r.regnum)
@@ -146,12 +147,21 @@ class RegisterTable:
             raise ValueError(f"register numbers must be 0..n-1 without gaps, got {numbers}")
         self._by_number = {r.regnum: r for r in self.registers}
         self._by_name = {r.name: r for r in self.registers}
+        offset, self._g_offsets = 0, {}
+        for r in self.registers:
+            self._g_offsets[r.regnum] = offset
+            offset += r.size
 
     def by_number(self, n: int) -> Register | None:
         return self._by_number.get(n)
 
     def by_name(self, name: str) -> Register | None:
         return self._by_name.get(name)
+
+    def g_offset(self, regnum: int) -> int:
+        """Where a register's value starts in the 'g' packet's register image (lldb's
+        qRegisterInfo offset). KeyError if unknown."""
+        return self._g_offsets[regnum]
 
     @property
     def g_size(self) -> int:

@@ -113,15 +113,10 @@ def register_info(session, cmd: lc.RegisterInfoQuery) -> bytes:
     register = session.table.by_number(cmd.regnum)
     if register is None:
         return b"E45"
-    offset = 0
-    for r in session.table.registers:
-        if r.regnum == cmd.regnum:
-            break
-        offset += r.size
     parts = [
         f"name:{register.name}",
         f"bitsize:{register.bitsize}",
-        f"offset:{offset}",
+        f"offset:{session.table.g_offset(cmd.regnum)}",
         f"encoding:{register.lldb_encoding}",
         f"format:{register.lldb_format}",
         f"set:{register.lldb_set}",
