@@ -9,14 +9,7 @@ from packets import replies
 
 from ..stop_replies import stop_reply
 from ..process import LaunchError
-from .registry import add_feature, handles
-
-add_feature("QEnvironmentHexEncoded+")
-add_feature("QEnvironmentReset+")
-add_feature("QEnvironmentUnset+")
-add_feature("QSetWorkingDir+")
-add_feature("QDisableRandomization+")
-add_feature("QStartupWithShell+")
+from .registry import handles
 
 
 def _settings(session):
@@ -33,25 +26,25 @@ def extended_mode(session, cmd) -> bytes:
     return replies.OK
 
 
-@handles(lc.SetEnvironment)
+@handles(lc.SetEnvironment, features=("QEnvironmentHexEncoded+",))
 def set_environment(session, cmd: lc.SetEnvironment) -> bytes:
     _settings(session).set_variable(cmd.entry)
     return replies.OK
 
 
-@handles(lc.UnsetEnvironment)
+@handles(lc.UnsetEnvironment, features=("QEnvironmentUnset+",))
 def unset_environment(session, cmd: lc.UnsetEnvironment) -> bytes:
     _settings(session).unset_variable(cmd.name)
     return replies.OK
 
 
-@handles(lc.ResetEnvironment)
+@handles(lc.ResetEnvironment, features=("QEnvironmentReset+",))
 def reset_environment(session, cmd) -> bytes:
     _settings(session).reset()
     return replies.OK
 
 
-@handles(lc.SetWorkingDir)
+@handles(lc.SetWorkingDir, features=("QSetWorkingDir+",))
 def set_working_dir(session, cmd: lc.SetWorkingDir) -> bytes:
     _settings(session).working_dir = cmd.path.decode(errors="surrogateescape") or None
     return replies.OK
@@ -63,13 +56,13 @@ def set_stdio(session, cmd: lc.SetStdio) -> bytes:
     return replies.OK
 
 
-@handles(lc.SetDisableASLR, lc.DisableRandomization)
+@handles(lc.SetDisableASLR, lc.DisableRandomization, features=("QDisableRandomization+",))
 def disable_randomization(session, cmd) -> bytes:
     _settings(session).disable_randomization = cmd.disable
     return replies.OK
 
 
-@handles(lc.StartupWithShell)
+@handles(lc.StartupWithShell, features=("QStartupWithShell+",))
 def startup_with_shell(session, cmd) -> bytes:
     # Programs start through a fixed shim that passes arguments verbatim; nothing to change.
     return replies.OK
