@@ -32,6 +32,9 @@ from .stepover import InternalStepOver
 from .threads import Resume, Thread, ThreadRegisters
 
 
+_WALL = 0x40000000  # waitpid: any child, clone or not (threads)
+
+
 class TargetError(Exception):
     """A request the process cannot honour right now; the message is for the client."""
 
@@ -321,6 +324,8 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
             sig = 0
             if thread.pending is not None and thread.pending.kind == StopKind.SIGNAL:
                 sig = thread.pending.signal
+            if thread.step_trap_queued and not self._take_queued_step_trap(thread):
+                continue  # gone meanwhile
             try:
                 pt.detach(thread.tid, sig)
             except pt.PtraceError as exc:
@@ -330,6 +335,18 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
         self.memory.close()
         self.exit_event = StopEvent(StopKind.EXITED, self.pid)  # gone from our point of view
         self.exit_reported = True
+
+    def _take_queued_step_trap(self, thread: Thread) -> bool:
+        """Let a step's queued SIGTRAP (see `Thread.step_trap_queued`) be delivered to us
+        before detaching: left queued, it would kill the program once nobody traces it. The
+        thread takes it before running any instruction. False if the thread is gone."""
+        thread.step_trap_queued = False
+        try:
+            pt.cont(thread.tid, 0)
+            _, status = os.waitpid(thread.tid, _WALL)  # at once: the signal is already queued
+        except (pt.PtraceError, ChildProcessError):
+            return False
+        return os.WIFSTOPPED(status)
 
     def forget_client(self) -> None:
         """The client left: take out what it set (breakpoints, debug registers); ours stay."""

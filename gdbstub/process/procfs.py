@@ -77,3 +77,16 @@ def auxv(pid: int) -> dict[int, int]:
             break
         out[key] = value
     return out
+
+
+def pending_signals(pid: int, tid: int) -> int:
+    """The signals queued for this thread alone (SigPnd), as a mask (bit N-1 for signal N);
+    0 if the thread is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"SigPnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0

@@ -15,6 +15,7 @@ import signal
 
 import trio
 
+from . import procfs
 from . import ptrace_calls as pt
 from .events import StopEvent, StopKind
 from .threads import Resume, Thread
@@ -25,6 +26,7 @@ SYS_EXIT = 60  # x86-64: a thread's own exit, where exit_group (231) ends the pr
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
+_SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
 
 
 class StatusHandling:
@@ -47,6 +49,8 @@ class StatusHandling:
             self._notify()
             return
         try:
+            if thread.step_trap_queued and self._is_queued_step_trap(thread, status):
+                return
             if thread.tid in self._stepping_over:
                 self._finish_step_over(thread, status)
             else:
@@ -56,6 +60,27 @@ class StatusHandling:
                 raise
             # The thread died under us (SIGKILL, exit); its exit status follows.
         self._notify()
+
+    def _is_queued_step_trap(self, thread: Thread, status: int) -> bool:
+        """A step's SIGTRAP left behind an interrupt's stop (see `Thread.step_trap_queued`)
+        arrives as the thread is resumed, before it runs anything: that resume is done again,
+        and nobody hears of the trap."""
+        if not (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP and status >> 16 == 0):
+            return False
+        if pt.siginfo(thread.tid).code != TRAP_TRACE:
+            return False
+        thread.step_trap_queued = False
+        kind = "step" if thread.single_stepped else "continue"
+        try:
+            if kind == "step":
+                pt.singlestep(thread.tid, 0)
+            else:
+                pt.cont(thread.tid, 0)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+        self._notify()
+        return True
 
     def _notify(self) -> None:
         self._changed.set()
@@ -142,6 +167,7 @@ class StatusHandling:
             # running; exit_group or a fatal signal ends it, and its exit status follows.
             leader_alone_exits = thread.tid == self.pid and thread.orig_rax() == SYS_EXIT
             pt.cont(thread.tid, 0)
+            thread.single_stepped = False
         except pt.PtraceError as exc:
             if not pt.is_gone(exc):
                 raise
@@ -180,6 +206,8 @@ class StatusHandling:
             return
         if thread.interrupt_sent:
             thread.interrupt_sent = False
+            if thread.single_stepped and procfs.pending_signals(self.pid, thread.tid) & _SIGTRAP_BIT:
+                thread.step_trap_queued = True
             if thread.unstoppable:
                 # The stop asked for long ago, at last: the client believes it stopped then.
                 thread.unstoppable = False
@@ -228,6 +256,7 @@ class StatusHandling:
                     and not self._interrupt_requested:
                 pt.singlestep(thread.tid, 0)
                 thread.running = True
+                thread.single_stepped = True
                 return
             if resume is not None and resume.kind != "continue":
                 thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
@@ -280,3 +309,4 @@ class StatusHandling:
                 raise
             return
         thread.running = True
+        thread.single_stepped = kind != "continue"

@@ -35,6 +35,7 @@ class InternalStepOver:
                 raise
             return
         thread.running = True
+        thread.single_stepped = True
         self._stepping_over[thread.tid] = (pc, action)
 
     def _finish_step_over(self, thread: Thread, status: int) -> None:

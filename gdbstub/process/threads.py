@@ -55,6 +55,11 @@ class Thread:
     at_event_stop: bool = True
     # A signal sent to the thread on the client's behalf, passed on unreported when it comes.
     injected_signal: int = 0
+    # The last ptrace resume was a single step (PTRACE_SINGLESTEP), not PTRACE_CONT.
+    single_stepped: bool = False
+    # That step ended just as an interrupt stopped the thread: its SIGTRAP waits in the
+    # kernel behind the interrupt's stop and comes at the next resume, before any instruction.
+    step_trap_queued: bool = False
 
     # -- registers -------------------------------------------------------------------------
     def invalidate(self) -> None:
