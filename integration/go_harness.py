@@ -7,7 +7,7 @@
   which `same_text` checks), strace, and the program run without a debugger;
 - gdbstub started with a chosen environment for the program (harness.start_server passes
   the test process's environment on), gdb/MI `monitor` output, parsers of the Go monitor
-  formats, and a small RSP client of its own for timing one packet's round trip.
+  formats, and the tests' raw RSP client (tests/raw_rsp.py) for timing one packet's round trip.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 # These live in tests/ and are shared with the unit tests; godump parses runtime.Stack dumps.
 from godump import DumpGoroutine, parse_dump  # noqa: E402,F401 - re-exported for the tests
 from gotoolchains import build, go_tool  # noqa: E402
+from raw_rsp import Client  # noqa: E402
 
 GOPROGRAMS = ROOT / "tests" / "goprograms"
 
@@ -331,96 +331,11 @@ def parse_info_symbol(text: str) -> tuple[str, int, str, int]:
 
 
 # ---------------------------------------------------------------------------------------
-# A raw RSP client (for timing one packet's round trip without gdb in between)
+# A raw RSP client (for timing one packet's round trip without gdb in between): the tests' own.
 
 
-class RspClient:
-    """Just enough of the remote protocol to resume, stop and time a qRcmd: acknowledged
-    packets, run-length decoding, O-packet output."""
-
-    def __init__(self, address: str, timeout: float = 60.0) -> None:
-        host, port = address.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-        self._buffer = b""
-        self._pos = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _byte(self) -> int:
-        if self._pos == len(self._buffer):
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("the server closed the connection")
-            self._buffer, self._pos = chunk, 0
-        self._pos += 1
-        return self._buffer[self._pos - 1]
-
-    def _until(self, stop: int) -> bytes:
-        """The bytes before the next `stop` byte (consumed)."""
-        out = bytearray()
-        while True:
-            end = self._buffer.find(stop, self._pos)
-            if end >= 0:
-                out += self._buffer[self._pos:end]
-                self._pos = end + 1
-                return bytes(out)
-            out += self._buffer[self._pos:]
-            self._pos = len(self._buffer)
-            self._byte()
-            self._pos -= 1
-
-    def send(self, payload: bytes) -> None:
-        checksum = sum(payload) & 0xFF
-        self.sock.sendall(b"$" + payload + b"#%02x" % checksum)
-        while (ack := self._byte()) != ord("+"):
-            if ack == ord("-"):
-                raise ConnectionError(f"the server asked to resend {payload[:60]!r}")
-
-    def receive(self) -> bytes:
-        while self._byte() != ord("$"):
-            pass
-        raw = self._until(ord("#"))
-        checksum = int(bytes([self._byte(), self._byte()]), 16)
-        assert sum(raw) & 0xFF == checksum, f"bad checksum on {bytes(raw[:60])!r}"
-        self.sock.sendall(b"+")
-        return _decode(raw)
-
-    def request(self, payload: bytes) -> bytes:
-        self.send(payload)
-        return self.receive()
-
-    def monitor(self, command: str) -> tuple[str, bytes]:
-        """Output of `monitor COMMAND` and the final reply (OK or Exx)."""
-        self.send(b"qRcmd," + command.encode().hex().encode())
-        output = bytearray()
-        while True:
-            reply = self.receive()
-            if reply.startswith(b"O") and reply != b"OK":
-                output += bytes.fromhex(reply[1:].decode())
-                continue
-            return output.decode(errors="replace"), reply
-
-
-_ESCAPE_OR_RUN = re.compile(rb"\}(.)|\*(.)", re.S)
-
-
-def _decode(raw: bytes) -> bytes:
-    """Undo the protocol's escapes ('}' then the byte xor 0x20) and run-length encoding
-    ('*' then the repeat count + 29)."""
-    if b"}" not in raw and b"*" not in raw:
-        return raw
-    out = bytearray()
-    pos = 0
-    for match in _ESCAPE_OR_RUN.finditer(raw):
-        out += raw[pos:match.start()]
-        if match.group(1) is not None:
-            out.append(match.group(1)[0] ^ 0x20)
-        else:
-            out += out[-1:] * (match.group(2)[0] - 29)
-        pos = match.end()
-    out += raw[pos:]
-    return bytes(out)
+def rsp_client(address: str, timeout: float = 60.0) -> Client:
+    return Client.connect(address, timeout)
 
 
 def timed(fn, *args):

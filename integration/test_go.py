@@ -35,7 +35,6 @@ from go_harness import (
     DumpGoroutine,
     GoBuild,
     Listed,
-    RspClient,
     addr2line,
     go_server,
     has_symbols,
@@ -43,6 +42,7 @@ from go_harness import (
     lwp_of,
     marks,
     mi_connect,
+    rsp_client,
     mi_stream,
     mi_threads,
     nm,
@@ -639,15 +639,15 @@ def test_ten_thousand_goroutines_listed_quickly(gobuild: GoBuild, tmp_path):
     stop_here = _stop_address(gobuild, WAITERS, "main.stopHere")
     env = {"GOAWARE_DUMP": str(dump_path), "GOAWARE_MANY": str(MANY)}
     with go_server(binary, env=env) as server:
-        client = RspClient(server.address, timeout=120)
+        client = rsp_client(server.address, timeout=120)
         try:
             client.request(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
             assert client.request(b"?").startswith(b"T")
             assert client.request(b"Z0,%x,1" % stop_here) == b"OK"
-            stop = client.request(b"c")
+            stop = client.request(b"c", timeout=120)
             assert stop.startswith(b"T05") and b"swbreak" in stop, stop
-            (output, reply), first = timed(client.monitor, "goroutines")
-            (again, _), second = timed(client.monitor, "goroutines")
+            (output, reply), first = timed(client.monitor, "goroutines", 120)
+            (again, _), second = timed(client.monitor, "goroutines", 120)
             assert reply == b"OK"
         finally:
             client.close()

@@ -54,9 +54,7 @@ class RunningServer:
     log: Path
 
     def connect(self) -> Client:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as gdb does
-        return Client(sock)
+        return Client.connect(self.port)
 
     def wait_exit(self, timeout: float = 10) -> int | None:
         """The server's exit status once it ends on its own, None if it is still up."""
@@ -103,13 +101,23 @@ def start_server(program: Path, args: list[str], log: Path, once: bool = True,
 # -- a minimal client ------------------------------------------------------------------------------
 
 class Client:
-    """Frames requests, checks the '+' the server owes for each, acknowledges its replies."""
+    """Frames requests, checks the '+' the server owes for each, acknowledges its replies.
+    The one RSP client of the tests and integration tests (gdb-like and lldb-like sessions)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.decoder = framing.Decoder(max_packet_size=1 << 22, expand_rle=True)
         self.events: deque[framing.Event] = deque()
         self.no_ack = False
+        self.output = b""  # the program's output, from 'O' packets met by `resume`
+
+    @classmethod
+    def connect(cls, address: str | int, timeout: float = 10) -> Client:
+        """A client of the server at HOST:PORT (or a port on 127.0.0.1)."""
+        host, _, port = str(address).rpartition(":")
+        sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as gdb does
+        return cls(sock)
 
     def close(self) -> None:
         self.sock.close()
@@ -152,6 +160,27 @@ class Client:
     def request(self, payload: bytes, timeout: float = 10) -> bytes:
         self.send(payload)
         return self.read_reply(timeout)
+
+    def resume(self, payload: bytes, timeout: float = 20) -> bytes:
+        """Send a resumption packet; return the stop reply, collecting program output."""
+        self.send(payload)
+        while True:
+            reply = self.read_reply(timeout)
+            if reply[:1] == b"O" and reply != b"OK":
+                self.output += bytes.fromhex(reply[1:].decode())
+                continue
+            return reply
+
+    def monitor(self, command: str, timeout: float = 60) -> tuple[str, bytes]:
+        """What `monitor COMMAND` printed, and its final reply (OK or an error)."""
+        self.send(b"qRcmd," + command.encode().hex().encode())
+        output = bytearray()
+        while True:
+            reply = self.read_reply(timeout)
+            if reply[:1] == b"O" and reply != b"OK":
+                output += bytes.fromhex(reply[1:].decode())
+                continue
+            return output.decode(errors="replace"), reply
 
     def nothing_pending(self, wait: float) -> bool:
         """True if the server sends nothing within `wait` seconds."""

@@ -26,13 +26,13 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from raw_rsp import LLDB_QSUPPORTED
+from raw_rsp import Client as RawClient
 
 from packets import framing
 
@@ -60,54 +60,11 @@ def environment(cwd: Path) -> dict[str, str]:
 
 # -- a client that speaks as lldb does ----------------------------------------------------------------
 
-class Client:
-    """Frames requests, acknowledges until no-ack mode is on, decodes replies."""
+class Client(RawClient):
+    """The shared raw client, opening a session as lldb does."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.decoder = framing.Decoder(max_packet_size=1 << 22, expand_rle=True)
-        self.events: deque[framing.Event] = deque()
-        self.no_ack = False
-        self.output = b""  # the program's output, from 'O' packets (lldb-server sends them)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _packet(self, timeout: float) -> bytes:
-        deadline = time.monotonic() + timeout
-        while True:
-            while self.events:
-                event = self.events.popleft()
-                if isinstance(event, framing.Packet):
-                    if not self.no_ack:
-                        self.sock.sendall(b"+")
-                    return event.payload
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no reply")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(1 << 16)
-            except socket.timeout:
-                raise TimeoutError("no reply") from None
-            if not data:
-                raise ConnectionError("the server closed the connection")
-            self.events.extend(self.decoder.feed(data))
-
-    def request(self, payload: bytes, timeout: float = 10) -> bytes:
-        self.sock.sendall(framing.frame(payload))
-        return self._packet(timeout)
-
-    def resume(self, payload: bytes, timeout: float = 20) -> bytes:
-        """Send a resumption packet; return the stop reply, collecting program output."""
-        self.sock.sendall(framing.frame(payload))
-        while True:
-            reply = self._packet(timeout)
-            if reply[:1] == b"O" and reply != b"OK":
-                self.output += bytes.fromhex(reply[1:].decode())
-                continue
-            return reply
+        super().__init__(RawClient.connect(port).sock)
 
     def start_like_lldb(self) -> dict[bytes, bytes]:
         """lldb's opening: ack, QStartNoAckMode, qSupported, its start-up queries."""
@@ -120,15 +77,8 @@ class Client:
             replies[packet] = self.request(packet)
         return replies
 
-    def xfer(self, obj: str, annex: str) -> bytes:
-        out = b""
-        while True:
-            reply = self.request(b"qXfer:%s:read:%s:%x,%x" % (obj.encode(), annex.encode(),
-                                                              len(out), 0x7FFF))
-            assert reply[:1] in (b"m", b"l"), reply[:200]
-            out += framing.unescape_binary(reply[1:])
-            if reply[:1] == b"l":
-                return out
+    def xfer(self, obj: str, annex: str, chunk: int = 0x7FFF) -> bytes:
+        return super().xfer(obj, annex, chunk)
 
 
 # -- servers -----------------------------------------------------------------------------------------
