@@ -67,9 +67,11 @@ class StatusHandling:
         and nobody hears of the trap."""
         if not (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP and status >> 16 == 0):
             return False
+        # Only one SIGTRAP can wait at a time: this one is either the step's or one somebody
+        # sent (kill), which is handled as ever.
+        thread.step_trap_queued = False
         if pt.siginfo(thread.tid).code != TRAP_TRACE:
             return False
-        thread.step_trap_queued = False
         kind = "step" if thread.single_stepped else "continue"
         try:
             if kind == "step":
