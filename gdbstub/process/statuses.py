@@ -50,8 +50,8 @@ class StatusHandling:
             return
         try:
             if thread.step_trap_queued and self._is_queued_step_trap(thread, status):
-                return
-            if thread.tid in self._stepping_over:
+                pass  # taken, and the thread resumed again: nothing to report
+            elif thread.tid in self._stepping_over:
                 self._finish_step_over(thread, status)
             else:
                 self._on_thread_status(thread, status)
@@ -72,16 +72,7 @@ class StatusHandling:
         thread.step_trap_queued = False
         if pt.siginfo(thread.tid).code != TRAP_TRACE:
             return False
-        kind = "step" if thread.single_stepped else "continue"
-        try:
-            if kind == "step":
-                pt.singlestep(thread.tid, 0)
-            else:
-                pt.cont(thread.tid, 0)
-        except pt.PtraceError as exc:
-            if not pt.is_gone(exc):
-                raise
-        self._notify()
+        self._ptrace_resume(thread, "step" if thread.single_stepped else "continue", 0)
         return True
 
     def _notify(self) -> None:
