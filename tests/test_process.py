@@ -906,6 +906,14 @@ async def hits_in_two_processes(program: Path, function: str, runs: list[list[st
     return results
 
 
+def assert_one_event_per_call(results, nthreads: int, rounds, summary) -> None:
+    """Each program exited 0, printed `summary(rounds)`, and was reported one stop per call."""
+    for (end, hits, printed), n in zip(results, rounds):
+        assert (end.kind, end.exit_code) == (StopKind.EXITED, 0), end
+        assert printed == summary(n)
+        assert hits == nthreads * n
+
+
 @pytest.mark.parametrize("attempt", range(3))  # a thread's first stop beats its clone event in some runs
 async def test_two_processes_under_one_tracer_each_get_their_own_events(programs, tmp_path, attempt):
     # Two programs whose threads hit a breakpoint while others are still being created, traced
@@ -916,10 +924,7 @@ async def test_two_processes_under_one_tracer_each_get_their_own_events(programs
     nthreads, rounds = 60, (2, 6)
     race = programs.threads.parent / "threads_race"
     results = await hits_in_two_processes(race, "hit", [[str(nthreads), str(n)] for n in rounds], tmp_path)
-    for (end, hits, printed), n in zip(results, rounds):
-        assert (end.kind, end.exit_code) == (StopKind.EXITED, 0), end
-        assert printed == f"calls={nthreads * n} sigtraps=0\n"
-        assert hits == nthreads * n
+    assert_one_event_per_call(results, nthreads, rounds, lambda n: f"calls={nthreads * n} sigtraps=0\n")
 
 
 async def test_two_processes_of_200_threads_give_one_event_per_hit(programs, tmp_path):
@@ -927,10 +932,8 @@ async def test_two_processes_of_200_threads_give_one_event_per_hit(programs, tmp
     nthreads, rounds = 200, (1, 2)
     many = programs.threads.parent / "threads_many"
     results = await hits_in_two_processes(many, "work", [[str(nthreads), str(n)] for n in rounds], tmp_path)
-    for (end, hits, printed), n in zip(results, rounds):
-        assert (end.kind, end.exit_code) == (StopKind.EXITED, 0), end
-        assert printed == f"threads={nthreads} rounds={n} calls={nthreads * n} bad=0 sigtraps=0\n"
-        assert hits == nthreads * n
+    assert_one_event_per_call(results, nthreads, rounds,
+                              lambda n: f"threads={nthreads} rounds={n} calls={nthreads * n} bad=0 sigtraps=0\n")
 
 
 def step_then_interrupt_at_once(inf: Inferior) -> None:
