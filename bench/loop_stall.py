@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 import threads_bench  # noqa: E402
 
 from gdbstub.arch import cpu_has_avx  # noqa: E402
-from gdbstub.process import Inferior, Resume, StopKind, Tracer, launch  # noqa: E402
+from gdbstub.process import ProcessSet, Resume, StopKind, launch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loop_stall.json"
 TARGET_MS = 50.0
@@ -46,11 +46,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def measure(program: Path, threads: int, cycles: int) -> dict:
     lateness: list[float] = []
     stops: list[float] = []
-    tracer = Tracer()
+    processes = ProcessSet(use_xstate=cpu_has_avx())
     async with trio.open_nursery() as nursery:
-        await nursery.start(tracer.run)
-        inf = Inferior(launch(str(program), [str(threads)]), launched=True, use_xstate=cpu_has_avx())
-        tracer.add(inf)
+        await nursery.start(processes.run)
+        inf = processes.add(launch(str(program), [str(threads)]), launched=True)
         try:
             tick = threads_bench.load_base(inf.pid, program) + threads_bench.symbol_offset(program, "tick")
             inf.breakpoints.insert(tick)

@@ -1,4 +1,4 @@
-"""The server: owns the tracer, the debugged process and the listener, and runs sessions.
+"""The server: owns the process set and the listener, and runs sessions.
 
 Lifecycle follows gdbserver's: start or attach, listen, serve one client at a time; when the
 process ends (exit, kill, detach) the server exits. With `--once` it exits when the first client
@@ -17,11 +17,12 @@ import sys
 import trio
 
 from .arch import cpu_has_avx, x86_64_table
+from .context import ServerContext
 from .launch_settings import LaunchSettings
 from .options import Options
-from .symbols.elf_sections import may_be_go
+from .process import Inferior, LaunchError, ProcessSet, RunSettings, StopEvent, StopKind, attach, launch
 from .session import Session
-from .process import Inferior, LaunchError, RunSettings, StopEvent, StopKind, Tracer, attach, launch
+from .symbols.elf_sections import may_be_go
 from .transport import Comm, Connection, open_listener
 
 log = logging.getLogger("gdbstub")
@@ -44,130 +45,137 @@ def _disable_randomization() -> None:
 
 
 class Server:
+    """Owns the process set and the listener, serves one client at a time, and implements the
+    process lifecycle its sessions use (`context.Lifecycle`)."""
+
     def __init__(self, options: Options, comm: Comm) -> None:
         self.options = options
         self.comm = comm
-        self.tracer = Tracer()
-        self.inferior: Inferior | None = None
-        self.go = None  # a goview.GoView for Go programs
         has_avx = cpu_has_avx()
-        self.use_xstate = has_avx
-        self.register_table = x86_64_table(has_avx)
-        # What gdb assumes of amd64 when it reads no target description (gdbserver answers
-        # such a client in it too): the SSE registers, then orig_rax, fs_base and gs_base.
-        self.builtin_register_table = x86_64_table(has_avx=False, has_avx512=False, has_pkeys=False)
-        # The client's run-control settings: the process takes them, and so does the next one.
-        self.run_settings = RunSettings()
+        self.processes = ProcessSet(use_xstate=has_avx)
+        self.context = ServerContext(
+            processes=self.processes,
+            run_settings=RunSettings(),
+            launch_settings=LaunchSettings(disable_randomization=options.disable_randomization),
+            register_table=x86_64_table(has_avx),
+            builtin_register_table=x86_64_table(has_avx=False, has_avx512=False, has_pkeys=False),
+            lifecycle=self,
+            default_program=options.program,
+        )
         self.exit_requested = False
-        self._exit_said = False
-        self.launch_settings = LaunchSettings(disable_randomization=options.disable_randomization)
+        # The pids whose end (exit, kill, detach) is said or not to be said any more.
+        self._end_said: set[int] = set()
 
-    # -- the process -----------------------------------------------------------------
+    @property
+    def inferior(self) -> Inferior | None:
+        return self.processes.current
+
+    # -- the process lifecycle ---------------------------------------------------------------
     def start_process(self) -> None:
+        """The process named on the command line: attached to, or launched."""
         opts = self.options
         if opts.attach_pid is not None:
-            started = attach(opts.attach_pid)
-            self.inferior = Inferior(started, launched=False, use_xstate=self.use_xstate,
-                                     settings=self.run_settings)
-            self.inferior.last_event = StopEvent(StopKind.SIGNAL, started.pid, signal.SIGSTOP)
-            say(f"Attached; pid = {started.pid}")
+            self._attach(opts.attach_pid)
         else:
             if opts.disable_randomization:
                 _disable_randomization()
             started = launch(opts.program, opts.args, protocol_on_stdio=self.comm.kind == "stdio")
-            self.inferior = Inferior(started, launched=True, use_xstate=self.use_xstate,
-                                     settings=self.run_settings)
+            self._traced(started, launched=True)
             say(f"Process {opts.program} created; pid = {started.pid}")
-        self.tracer.add(self.inferior)
-        self._open_go_view()
 
-    def _open_go_view(self) -> None:
-        self.go = None
-        if not may_be_go(self.inferior.executable):
+    def _attach(self, pid: int) -> Inferior:
+        started = attach(pid)
+        inferior = self._traced(started, launched=False)
+        say(f"Attached; pid = {started.pid}")
+        return inferior
+
+    def _traced(self, started, launched: bool) -> Inferior:
+        inferior = self.processes.add(started, launched=launched, settings=self.context.run_settings)
+        self._open_go_view(inferior)
+        return inferior
+
+    def _open_go_view(self, inferior: Inferior) -> None:
+        if not may_be_go(inferior.executable):
             return
         from .goview import GoView  # the Go readers load only for Go programs
 
-        self.go = GoView.open(self.inferior)
-        if self.go is not None:
-            self.go.attach_to_process()
-            log.info("Go program (%s): goroutines and runtime signals handled", self.go.binary.version)
+        go = GoView.open(inferior)
+        if go is not None:
+            go.attach_to_process()
+            inferior.go = go
+            log.info("Go program (%s): goroutines and runtime signals handled", go.binary.version)
 
-    def replace_process(self, argv: list[str] | None, pid: int | None, settings,
-                        inherit_environment: bool = True) -> Inferior:
-        """Start (argv) or attach to (pid) a new process once the old one is gone (vRun, A, vAttach)."""
-        if self.inferior is not None and self.inferior.alive:
-            raise LaunchError("a process is already being debugged; kill or detach it first")
-        if self.inferior is not None:
-            self.tracer.remove(self.inferior)
-        if pid is not None:
-            started = attach(pid)
-            inferior = Inferior(started, launched=False, use_xstate=self.use_xstate, settings=self.run_settings)
-            inferior.last_event = StopEvent(StopKind.SIGNAL, started.pid, signal.SIGSTOP)
-            say(f"Attached; pid = {started.pid}")
-        else:
-            if settings.disable_randomization:
-                _disable_randomization()
-            env = settings.environment(inherit_environment)
-            started = launch(argv[0], argv[1:], env=env, cwd=settings.working_dir,
-                             protocol_on_stdio=self.comm.kind == "stdio", stdio_paths=settings.stdio)
-            inferior = Inferior(started, launched=True, use_xstate=self.use_xstate, settings=self.run_settings)
-            say(f"Process {argv[0]} created; pid = {started.pid}")
-        self.inferior = inferior
-        self._exit_said = False
-        self.tracer.add(inferior)
-        self._open_go_view()
+    def _make_room(self) -> None:
+        """One process at a time for now: a new one replaces the last once it is gone."""
+        for inferior in self.processes:
+            if inferior.alive:
+                raise LaunchError("a process is already being debugged; kill or detach it first")
+            self.processes.remove(inferior)
+
+    def start_program(self, argv: list[str], settings: LaunchSettings,
+                      inherit_environment: bool = True) -> Inferior:
+        self._make_room()
+        if settings.disable_randomization:
+            _disable_randomization()
+        started = launch(argv[0], argv[1:], env=settings.environment(inherit_environment),
+                         cwd=settings.working_dir, protocol_on_stdio=self.comm.kind == "stdio",
+                         stdio_paths=settings.stdio)
+        inferior = self._traced(started, launched=True)
+        say(f"Process {argv[0]} created; pid = {started.pid}")
         return inferior
 
-    def on_exit(self, event: StopEvent) -> None:
-        if self._exit_said:
+    def attach_process(self, pid: int) -> Inferior:
+        self._make_room()
+        return self._attach(pid)
+
+    def announce_end(self, event: StopEvent) -> None:
+        if event.pid in self._end_said:
             return
-        self._exit_said = True
+        self._end_said.add(event.pid)
         if event.kind == StopKind.EXITED:
             say(f"\nChild exited with status {event.exit_code}")
         else:
             name = signal.Signals(event.signal).name if event.signal in signal.Signals._value2member_map_ else ""
             say(f"\nChild terminated with signal = 0x{event.signal:x} ({name})")
 
-    def on_killed(self) -> None:
-        self._exit_said = True
+    def announce_killed(self) -> None:
+        if self.inferior is not None:
+            self._end_said.add(self.inferior.pid)
 
-    async def detach(self) -> None:
-        inferior = self.inferior
-        if inferior is None or not inferior.alive:
+    async def detach(self, inferior: Inferior) -> None:
+        if not inferior.alive:
             return
         say(f"Detaching from process {inferior.pid}")
         await inferior.detach()
-        self._exit_said = True
+        self._end_said.add(inferior.pid)
+
+    def request_exit(self) -> None:
+        self.exit_requested = True
 
     def process_gone(self) -> bool:
-        return self.inferior is None or not self.inferior.alive
+        return not self.processes.live()
 
     async def release(self) -> None:
         """The server is going away: leave nothing stopped or patched behind."""
-        inferior = self.inferior
-        if inferior is None or not inferior.alive:
-            return
-        if inferior.launched:
-            await inferior.kill()
-        else:
-            await inferior.detach()
+        for inferior in self.processes.live():
+            if inferior.launched:
+                await inferior.kill()
+            else:
+                await inferior.detach()
 
     async def after_disconnect(self) -> None:
-        """The client left without ending the process: undo our patches, keep it stopped."""
-        inferior = self.inferior
-        if inferior is None or not inferior.alive:
-            return
-        if inferior.is_running():
-            inferior.request_interrupt()
+        """The client left without ending the processes: undo its patches, keep them stopped."""
+        if any(p.is_running() for p in self.processes.live()):
+            self.processes.request_interrupt()
             with trio.move_on_after(5):
-                await inferior.wait_for_stop()
-        if inferior.alive:
+                await self.processes.wait_for_stop()
+        for inferior in self.processes.live():
             inferior.forget_client()
 
     # -- serving ---------------------------------------------------------------------
     async def serve(self) -> int:
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.tracer.run)
+            await nursery.start(self.processes.run)
             # A signal ends the serving, not the tracer: releasing the process needs its events.
             serving = trio.CancelScope()
             # Started (not just scheduled) before anything is announced: a SIGTERM sent as soon
@@ -207,7 +215,7 @@ class Server:
             listener.close()
 
     async def _serve_one(self, conn: Connection) -> None:
-        session = Session(conn, self)
+        session = Session(conn, self.context)
         try:
             await session.run()
         finally:

@@ -19,9 +19,11 @@ from packets import framing, replies
 from . import handlers  # noqa: F401  (registers every handler)
 from . import profiles
 from .profiles import ClientProfile
+from .stop_replies import stop_reply, take_stop
 from .handlers.general import PACKET_SIZE
 from .handlers.registry import HANDLERS
-from .process import Inferior, PtraceError, StopEvent, TargetError, Tracer
+from .context import ServerContext
+from .process import Inferior, ProcessSet, PtraceError, StopEvent, TargetError
 from .transport import Connection
 
 log = logging.getLogger("gdbstub.session")
@@ -69,9 +71,9 @@ class ConnectionClosed(Exception):
 
 
 class Session:
-    def __init__(self, conn: Connection, server) -> None:
+    def __init__(self, conn: Connection, context: ServerContext) -> None:
         self.conn = conn
-        self.server = server
+        self.context = context
         self.state = ProtocolState()
         self.profile: ClientProfile = profiles.GDB
         self._decoder = framing.Decoder(max_packet_size=PACKET_SIZE)
@@ -90,31 +92,40 @@ class Session:
         self.thread_list_cursor: list[int] = []
         # tid -> (its register version, the layout, the encoded 'g' reply): see read_registers.
         self.register_replies: dict[int, tuple[int, object, bytes]] = {}
+        # Set by a resume (the threads whose stops are reported first): the reply is the stop.
+        self._stop_expected: list[int] | None = None
 
     # -- facts handlers use --------------------------------------------------------------
     @property
-    def inferior(self) -> Inferior | None:
-        return self.server.inferior
+    def processes(self) -> ProcessSet:
+        return self.context.processes
 
     @property
-    def tracer(self) -> Tracer:
-        return self.server.tracer
+    def inferior(self) -> Inferior | None:
+        """The process the client works on."""
+        return self.context.processes.current
+
+    @property
+    def go(self):
+        """The Go runtime's view of the process (a goview.GoView), or None."""
+        inferior = self.context.processes.current
+        return inferior.go if inferior is not None and inferior.alive else None
 
     @property
     def table(self):
         if self.state.builtin_registers:
-            return self.server.builtin_register_table
-        return self.server.register_table
+            return self.context.builtin_register_table
+        return self.context.register_table
 
     def require_resumable(self) -> Inferior:
         """The process, for a resume: also once it is gone with its end not yet reported."""
-        inferior = self.server.inferior
+        inferior = self.inferior
         if inferior is None or not inferior.resumable:
             raise TargetError("no process")
         return inferior
 
     def require_inferior(self) -> Inferior:
-        inferior = self.server.inferior
+        inferior = self.inferior
         if inferior is None or not inferior.alive:
             raise TargetError("no process")
         return inferior
@@ -146,6 +157,8 @@ class Session:
             reply = await self.handle_payload(event.payload)
             if reply is not None:
                 await self.send(reply)
+            elif self._stop_expected is not None:
+                await self.report_stop()
             elif self._pending_ack:
                 await self._send_raw(b"")
         elif isinstance(event, framing.Interrupt):
@@ -170,7 +183,7 @@ class Session:
         """gdb sends a 0x03 for a Ctrl-C even when the program has just stopped (between the
         single steps of a software watchpoint, say) and waits for the stop it asked for: the
         next resume gives it. lldb's interrupts only race with a stop, so they are dropped."""
-        inferior = self.server.inferior
+        inferior = self.inferior
         if self.profile.interrupt_outlasts_stop and inferior is not None and inferior.alive:
             packet_log.debug("<- ^C (the program is stopped: it stops again when resumed)")
             inferior.request_interrupt()
@@ -216,21 +229,44 @@ class Session:
         if data:
             await self.conn.send_all(data)
 
-    # -- waiting for the program while it runs --------------------------------------------
-    async def wait_for_stop(self, inferior: Inferior, prefer: list[int],
-                            report_no_resumed: bool) -> StopEvent:
+    # -- the program runs: its stop is the reply --------------------------------------------
+    def expect_stop(self, prefer: list[int]) -> None:
+        """A resume was done: the reply is the next stop (see `report_stop`)."""
+        self._stop_expected = prefer
+
+    async def report_stop(self) -> None:
+        """Wait for the stop of what was resumed and send it as the reply (all-stop)."""
+        prefer, self._stop_expected = self._stop_expected or [], None
+        try:
+            event = await self._wait_for_stop(prefer, self.state.features.get("no-resumed") is True)
+        except ConnectionError:
+            raise
+        except (TargetError, OSError, PtraceError) as exc:
+            log.debug("waiting for the stop failed: %s", exc)
+            await self.send(replies.error(0x01, str(exc), self.state.error_strings))
+            return
+        inferior = self.processes.get(event.pid) or self.inferior
+        if event.is_exit:
+            self.context.lifecycle.announce_end(event)
+        elif inferior is not None and inferior.has_thread(event.tid):
+            self.state.general_thread = event.tid
+            take_stop(self, event)
+        await self.send(stop_reply(self, event))
+
+    async def _wait_for_stop(self, prefer: list[int], report_no_resumed: bool) -> StopEvent:
         """The next stop, while still reading the client: a 0x03 interrupts the program and a
         vanished client ends the session at once."""
         if self._pending_ack:
             await self._send_raw(b"")  # acknowledge the resume before it runs for long
-        self._take_early_interrupts(inferior)
-        event = inferior.poll_for_stop(prefer, report_no_resumed)
+        processes = self.processes
+        self._take_early_interrupts(processes)
+        event = processes.poll_for_stop(prefer, report_no_resumed)
         if event is not None:
             return event
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._watch_while_running, inferior)
-                event = await inferior.wait_for_stop(prefer, report_no_resumed)
+                nursery.start_soon(self._watch_while_running, processes)
+                event = await processes.wait_for_stop(prefer, report_no_resumed)
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             if group.subgroup(lambda e: isinstance(e, ConnectionClosed)) is not None:
@@ -238,15 +274,15 @@ class Session:
             raise
         return event
 
-    def _take_early_interrupts(self, inferior: Inferior) -> None:
+    def _take_early_interrupts(self, processes: ProcessSet) -> None:
         """A 0x03 that came in the same read as the resume (or right after it, before the
         resume was handled) is in the backlog: it is meant for this run, so honour it now."""
         if any(isinstance(event, framing.Interrupt) for event in self._backlog):
             self._backlog = deque(e for e in self._backlog if not isinstance(e, framing.Interrupt))
             packet_log.debug("<- ^C (sent with the resume)")
-            inferior.request_interrupt()
+            processes.request_interrupt()
 
-    async def _watch_while_running(self, inferior: Inferior) -> None:
+    async def _watch_while_running(self, processes: ProcessSet) -> None:
         while True:
             await self.conn.wait_readable()
             data = self.conn.receive_nowait()
@@ -258,18 +294,18 @@ class Session:
             for event in self._decoder.feed(data):
                 if isinstance(event, framing.Interrupt):
                     packet_log.debug("<- ^C")
-                    inferior.request_interrupt()
+                    processes.request_interrupt()
                 else:
                     self._backlog.append(event)  # answered once the program has stopped
 
     # -- threads -------------------------------------------------------------------------
     def thread_id(self, tid: int) -> cmds.ThreadId:
-        pid = self.server.inferior.pid if self.server.inferior is not None else None
+        pid = self.inferior.pid if self.inferior is not None else None
         return cmds.ThreadId(pid, tid)
 
     def format_thread(self, tid: int) -> bytes:
         multiprocess = self.state.multiprocess and self.profile.multiprocess_ids
-        pid = self.server.inferior.pid if self.server.inferior is not None else None
+        pid = self.inferior.pid if self.inferior is not None else None
         key = (pid, tid, multiprocess)
         text = self._thread_text.get(key)
         if text is None:

@@ -48,7 +48,7 @@ def take_stop(session, event: StopEvent) -> None:
     """
     if (event.kind == StopKind.BREAKPOINT and not event.pc_after_int3 and not session.state.swbreak
             and not session.profile.lldb_stop_replies):
-        thread = session.server.inferior.thread(event.tid)
+        thread = (session.processes.get(event.pid) or session.inferior).thread(event.tid)
         thread.set_pc(thread.pc() + 1)
         event.pc_after_int3 = True
 
@@ -56,8 +56,9 @@ def take_stop(session, event: StopEvent) -> None:
 def stop_reply(session, event: StopEvent) -> bytes:
     state = session.state
     profile = session.profile
-    inferior = session.server.inferior
-    pid = inferior.pid if (inferior is not None and state.multiprocess and profile.multiprocess_ids) else None
+    inferior = session.inferior
+    pid = (event.pid or inferior.pid) if (inferior is not None and state.multiprocess
+                                          and profile.multiprocess_ids) else None
     if event.kind == StopKind.EXITED:
         return replies.exited(event.exit_code & 0xFF, pid)
     if event.kind == StopKind.TERMINATED:
@@ -73,7 +74,7 @@ def stop_reply(session, event: StopEvent) -> bytes:
 
 def _gdb_stop_reply(session, event: StopEvent) -> bytes:
     state = session.state
-    inferior = session.server.inferior
+    inferior = session.inferior
     pairs: list[tuple[bytes, bytes]] = []
     if event.kind == StopKind.BREAKPOINT:
         if state.swbreak and not event.pc_after_int3:
@@ -141,7 +142,7 @@ def lldb_reason(session, event: StopEvent) -> tuple[str, str | None]:
 
 
 def thread_stop_json(session, event: StopEvent | None, tid: int, with_registers: bool) -> dict:
-    info: dict = {"name": thread_names.thread_name(session.server, tid), "tid": tid}
+    info: dict = {"name": thread_names.thread_name(session.inferior, tid), "tid": tid}
     if event is not None and event.tid == tid:
         reason, description = lldb_reason(session, event)
         info["reason"] = reason
@@ -149,7 +150,7 @@ def thread_stop_json(session, event: StopEvent | None, tid: int, with_registers:
         if description is not None:
             info["description"] = description
     if with_registers:
-        inferior = session.server.inferior
+        inferior = session.inferior
         table = session.table
         values = table.read_registers(inferior.registers(tid), table.expedite)
         info["registers"] = {str(n): v.hex() for n, v in zip(table.expedite, values)}
@@ -157,10 +158,10 @@ def thread_stop_json(session, event: StopEvent | None, tid: int, with_registers:
 
 
 def _lldb_stop_reply(session, event: StopEvent) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     tid = event.tid
     pairs: list[tuple[bytes, bytes]] = [(b"thread", b"%x" % tid),
-                                        _name_pair(thread_names.thread_name(session.server, tid))]
+                                        _name_pair(thread_names.thread_name(session.inferior, tid))]
     if session.state.threads_in_stop_reply:
         tids = inferior.thread_ids()
         pairs.append((b"threads", b",".join(b"%x" % t for t in tids)))

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from .process import procfs
+from .process import Inferior, procfs
 
 
-def labels(server) -> dict:
+def labels(inferior: Inferior) -> dict:
     """Go thread labels for the current stop ({} for other programs)."""
-    go = server.go
-    if go is None or server.inferior is None or not server.inferior.alive:
+    go = inferior.go
+    if go is None or not inferior.alive:
         return {}
     return go.thread_labels()
 
 
-def thread_name(server, tid: int, go_labels: dict | None = None) -> str:
-    go_labels = labels(server) if go_labels is None else go_labels
+def thread_name(inferior: Inferior, tid: int, go_labels: dict | None = None) -> str:
+    go_labels = labels(inferior) if go_labels is None else go_labels
     label = go_labels.get(tid)
     if label is not None:
         return label.name
-    return procfs.thread_name(server.inferior.pid, tid) or ""
+    return procfs.thread_name(inferior.pid, tid) or ""
 
 
-def thread_text(server, tid: int, go_labels: dict | None = None) -> str | None:
+def thread_text(inferior: Inferior, tid: int, go_labels: dict | None = None) -> str | None:
     """A longer description (the goroutine and where it is), or None."""
-    go_labels = labels(server) if go_labels is None else go_labels
+    go_labels = labels(inferior) if go_labels is None else go_labels
     label = go_labels.get(tid)
     return label.text if label is not None else None

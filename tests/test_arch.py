@@ -33,7 +33,7 @@ from gdbstub.arch import (
     xstate_features,
 )
 from gdbstub.arch import xsave_layout
-from gdbstub.process import Inferior, Resume, StopKind, Tracer, launch
+from gdbstub.process import ProcessSet, Resume, StopKind, launch
 from gdbstub.process.ptrace_calls import get_fpregs
 
 GDB = shutil.which("gdb")
@@ -654,11 +654,10 @@ async def test_x87_last_instruction_pointers_of_a_traced_program(probe, tmp_path
     rows = (line.split() for line in run(["nm", str(exe)]).stdout.splitlines())
     symbols = {row[2]: int(row[0], 16) for row in rows if len(row) == 3}
     t = x86_64_table()
-    tracer = Tracer()
+    processes = ProcessSet(use_xstate=cpu_has_avx())
     async with trio.open_nursery() as nursery:
-        await nursery.start(tracer.run)
-        inf = Inferior(launch(str(exe), []), launched=True, use_xstate=cpu_has_avx())
-        tracer.add(inf)
+        await nursery.start(processes.run)
+        inf = processes.add(launch(str(exe), []), launched=True)
         try:
             inf.resume({}, Resume("continue"))
             with trio.fail_after(20):
@@ -1165,12 +1164,10 @@ async def test_avx512_registers_through_ptrace(avx512_program: Avx512Program, tm
     t = x86_64_table()  # this machine's features and layout
     assert t.has_avx512
     out = tmp_path / "out"
-    tracer = Tracer()
+    processes = ProcessSet(use_xstate=cpu_has_avx())
     async with trio.open_nursery() as nursery:
-        await nursery.start(tracer.run)
-        inf = Inferior(launch(str(avx512_program.path), [], stdio_paths={1: str(out)}), launched=True,
-                       use_xstate=cpu_has_avx())  # fmt: skip
-        tracer.add(inf)
+        await nursery.start(processes.run)
+        inf = processes.add(launch(str(avx512_program.path), [], stdio_paths={1: str(out)}), launched=True)
         try:
             inf.resume({}, Resume("continue"))
             with trio.fail_after(20):

@@ -28,7 +28,7 @@ import pytest
 import trio
 
 from gdbstub.arch import cpu_has_avx, x86_64_table
-from gdbstub.process import Inferior, Resume, StopEvent, StopKind, Tracer, attach, launch
+from gdbstub.process import Inferior, ProcessSet, Resume, StopEvent, StopKind, attach, launch
 from testprograms import PROGRAMS_DIR
 
 # The modules, not the functions of the same names the package exports.
@@ -210,12 +210,11 @@ def launch_with_stdout(program: Path, args: Iterable[str], stdout: Path | None):
 async def debugged(program: Path, args: Iterable[str] = (), stdout: Path | None = None
                    ) -> AsyncIterator[Inferior]:
     """A launched program stopped at its exec, with a tracer running; killed afterwards."""
-    tracer = Tracer()
+    processes = ProcessSet(use_xstate=USE_XSTATE)
     async with trio.open_nursery() as nursery:
-        await nursery.start(tracer.run)
+        await nursery.start(processes.run)
         started = launch_with_stdout(program, args, stdout)
-        inferior = Inferior(started, launched=True, use_xstate=USE_XSTATE)
-        tracer.add(inferior)
+        inferior = processes.add(started, launched=True)
         try:
             yield inferior
         finally:
@@ -608,12 +607,11 @@ async def test_attach_stop_read_and_detach(victim, bins):
     spin = bins["spin"]
     pid = victim
     assert int(proc_status(pid)["PPid"]) != os.getpid()
-    tracer = Tracer()
+    processes = ProcessSet(use_xstate=USE_XSTATE)
     async with trio.open_nursery() as nursery:
-        await nursery.start(tracer.run)
+        await nursery.start(processes.run)
         started = attach(pid)
-        inf = Inferior(started, launched=False, use_xstate=USE_XSTATE)
-        tracer.add(inf)
+        inf = processes.add(started, launched=False)
         assert started.tids == sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
         status = proc_status(pid)
         assert int(status["TracerPid"]) == os.getpid()
@@ -672,14 +670,13 @@ async def test_attach_to_a_thread_that_cannot_stop_ends(vfork_victim, monkeypatc
     # until it leaves it. The attach goes on without it, and it stays stopped once it stops.
     monkeypatch.setattr(launch_module, "ATTACH_STOP_TIMEOUT", 1.0)
     pid, child = vfork_victim
-    tracer = Tracer()
+    processes = ProcessSet(use_xstate=USE_XSTATE)
     async with trio.open_nursery() as nursery:
-        await nursery.start(tracer.run)
+        await nursery.start(processes.run)
         with trio.fail_after(10):
             started = attach(pid)
         assert started.unstopped == [pid]
-        inf = Inferior(started, launched=False, use_xstate=USE_XSTATE)
-        tracer.add(inf)
+        inf = processes.add(started, launched=False)
         os.kill(child, signal.SIGKILL)  # vfork returns: now the parent can stop
         with trio.fail_after(10):
             while not proc_status(pid)["State"].startswith("t"):
@@ -845,65 +842,107 @@ async def test_kill_a_running_program(programs):
         assert not os.path.exists(f"/proc/{pid}")
 
 
-# -- several processes under one tracer ---------------------------------------------------------
+# -- several processes in one set ---------------------------------------------------------------
 
 @asynccontextmanager
-async def debugged_together(runs: list[tuple[Path, list[str], Path]]) -> AsyncIterator[list[Inferior]]:
-    """Launched programs sharing one tracer, each stopped at its exec; killed afterwards."""
-    tracer = Tracer()
-    inferiors: list[Inferior] = []
+async def debugged_together(runs: list[tuple[Path, list[str], Path]]) -> AsyncIterator[ProcessSet]:
+    """Launched programs in one process set, each stopped at its exec; killed afterwards."""
+    processes = ProcessSet(use_xstate=USE_XSTATE)
     async with trio.open_nursery() as nursery:
-        await nursery.start(tracer.run)
+        await nursery.start(processes.run)
         try:
             for program, args, stdout in runs:
-                inferior = Inferior(launch_with_stdout(program, args, stdout), launched=True,
-                                    use_xstate=USE_XSTATE)
-                tracer.add(inferior)
-                inferiors.append(inferior)
-            yield inferiors
+                processes.add(launch_with_stdout(program, args, stdout), launched=True)
+            yield processes
         finally:
             with trio.CancelScope(shield=True):
-                for inferior in inferiors:
-                    if inferior.alive:
-                        await inferior.kill()
+                for inferior in processes.live():
+                    await inferior.kill()
             nursery.cancel_scope.cancel()
 
 
-async def hits_in_two_processes(program: Path, function: str, runs: list[list[str]], tmp_path: Path
-                                ) -> list[tuple[StopEvent, int, str]]:
-    """Launch `program` twice under one tracer with a breakpoint on `function` in each, resume
-    both together until each exits; per process: its exit, the breakpoint stops reported for
+def stopped_in_kernel(pid: int) -> bool:
+    """Every thread of the process is in a tracing stop (or already on its way out)."""
+    states = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except FileNotFoundError:
+            continue  # exited meanwhile
+    return all(state in ("t", "Z", "X") for state in states)
+
+
+async def drive_each_alone(processes: ProcessSet, address: dict[int, int]) -> dict[int, tuple[StopEvent, int]]:
+    """Each process run by its own task, as if it were the only one."""
+    ends: dict[int, tuple[StopEvent, int]] = {}
+
+    async def drive(inf: Inferior) -> None:
+        hits = 0
+        while True:
+            ev = await run_until(inf)
+            if ev.is_exit:
+                ends[inf.pid] = (ev, hits)
+                return
+            assert ev.kind == StopKind.BREAKPOINT and ev.pid == inf.pid, ev
+            assert os.path.exists(f"/proc/{inf.pid}/task/{ev.tid}"), (inf.pid, ev.tid)
+            assert inf.thread(ev.tid).pc() == address[inf.pid]
+            hits += 1
+            await step_over_breakpoint(inf, ev.tid, address[inf.pid])
+
+    async with trio.open_nursery() as nursery:
+        for inf in processes:
+            nursery.start_soon(drive, inf)
+    return ends
+
+
+async def drive_all_stop(processes: ProcessSet, address: dict[int, int]) -> dict[int, tuple[StopEvent, int]]:
+    """Every process resumed together and one event taken at a time from the set: when it
+    comes, every other process is stopped too, and the event names its own process."""
+    ends: dict[int, tuple[StopEvent, int]] = {}
+    hits = {inf.pid: 0 for inf in processes}
+    while len(processes):
+        for inf in processes:
+            inf.resume({}, Resume("continue"))
+        ev = await processes.wait_for_stop()
+        inf = processes.get(ev.pid)
+        assert inf is not None, ev
+        if ev.is_exit:
+            ends[ev.pid] = (ev, hits[ev.pid])
+            processes.remove(inf)  # its end is reported: the others go on without it
+            continue
+        assert ev.kind == StopKind.BREAKPOINT, ev
+        assert os.path.exists(f"/proc/{inf.pid}/task/{ev.tid}"), (inf.pid, ev.tid)
+        assert inf.thread(ev.tid).pc() == address[inf.pid]
+        for other in processes.live():
+            assert stopped_in_kernel(other.pid), other.pid
+        hits[inf.pid] += 1
+        # The step over the breakpoint resumes one thread of one process: only its stop comes.
+        inf.breakpoints.remove(address[inf.pid])
+        inf.resume({ev.tid: Resume("step")}, None)
+        step = await processes.wait_for_stop([ev.tid])
+        assert (step.kind, step.pid, step.tid) == (StopKind.STEP, inf.pid, ev.tid), step
+        inf.breakpoints.insert(address[inf.pid])
+    return ends
+
+
+async def hits_in_two_processes(program: Path, function: str, runs: list[list[str]], tmp_path: Path,
+                                all_stop: bool = False) -> list[tuple[StopEvent, int, str]]:
+    """Launch `program` twice into one process set with a breakpoint on `function` in each,
+    resume both until each exits; per process: its exit, the breakpoint stops reported for
     it, and what it printed. Every stop must be for a thread of the process it is reported
     for, at the breakpoint."""
     binary = Binary.load(program)
     outs = [tmp_path / f"out{i}" for i in range(len(runs))]
-    results: list[tuple[StopEvent, int, str]] = []
-    async with debugged_together([(program, args, out) for args, out in zip(runs, outs)]) as inferiors:
+    async with debugged_together([(program, args, out) for args, out in zip(runs, outs)]) as processes:
+        inferiors = list(processes)
         assert len({inf.pid for inf in inferiors}) == len(inferiors)
-        ends: dict[int, tuple[StopEvent, int]] = {}
-
-        async def drive(inf: Inferior) -> None:
-            address = binary.address(inf.pid, function)
-            inf.breakpoints.insert(address)
-            hits = 0
-            while True:
-                ev = await run_until(inf)
-                if ev.is_exit:
-                    ends[inf.pid] = (ev, hits)
-                    return
-                assert ev.kind == StopKind.BREAKPOINT, ev
-                assert os.path.exists(f"/proc/{inf.pid}/task/{ev.tid}"), (inf.pid, ev.tid)
-                assert inf.thread(ev.tid).pc() == address
-                hits += 1
-                await step_over_breakpoint(inf, ev.tid, address)
-
-        with trio.fail_after(120):
-            async with trio.open_nursery() as nursery:
-                for inf in inferiors:
-                    nursery.start_soon(drive, inf)
-        for inf, out in zip(inferiors, outs):
-            results.append((*ends[inf.pid], out.read_text()))
-    return results
+        address = {inf.pid: binary.address(inf.pid, function) for inf in inferiors}
+        for inf in inferiors:
+            inf.breakpoints.insert(address[inf.pid])
+        with trio.fail_after(180):
+            ends = await (drive_all_stop if all_stop else drive_each_alone)(processes, address)
+        return [(*ends[inf.pid], out.read_text()) for inf, out in zip(inferiors, outs)]
 
 
 def assert_one_event_per_call(results, nthreads: int, rounds, summary) -> None:
@@ -914,8 +953,9 @@ def assert_one_event_per_call(results, nthreads: int, rounds, summary) -> None:
         assert hits == nthreads * n
 
 
-@pytest.mark.parametrize("attempt", range(3))  # a thread's first stop beats its clone event in some runs
-async def test_two_processes_under_one_tracer_each_get_their_own_events(programs, tmp_path, attempt):
+@pytest.mark.parametrize("all_stop", [False, True], ids=["each-alone", "all-stop"])
+@pytest.mark.parametrize("attempt", range(2))  # a thread's first stop beats its clone event in some runs
+async def test_two_processes_in_one_set_each_get_their_own_events(programs, tmp_path, attempt, all_stop):
     # Two programs whose threads hit a breakpoint while others are still being created, traced
     # at once and resumed together: a new thread's first stop can come before the clone event
     # that says whose it is, and is kept until then. Every stop belongs to the process it is
@@ -923,15 +963,19 @@ async def test_two_processes_under_one_tracer_each_get_their_own_events(programs
     # first program's exit leaves the second running.
     nthreads, rounds = 60, (2, 6)
     race = programs.threads.parent / "threads_race"
-    results = await hits_in_two_processes(race, "hit", [[str(nthreads), str(n)] for n in rounds], tmp_path)
+    results = await hits_in_two_processes(race, "hit", [[str(nthreads), str(n)] for n in rounds], tmp_path,
+                                          all_stop)
     assert_one_event_per_call(results, nthreads, rounds, lambda n: f"calls={nthreads * n} sigtraps=0\n")
 
 
-async def test_two_processes_of_200_threads_give_one_event_per_hit(programs, tmp_path):
-    # 200 threads in each program call work() at once after a barrier.
+@pytest.mark.parametrize("all_stop", [False, True], ids=["each-alone", "all-stop"])
+async def test_two_processes_of_200_threads_give_one_event_per_hit(programs, tmp_path, all_stop):
+    # 200 threads in each program call work() at once after a barrier. All-stop: one event
+    # at a time from the whole set, the other process stopped while it is handled.
     nthreads, rounds = 200, (1, 2)
     many = programs.threads.parent / "threads_many"
-    results = await hits_in_two_processes(many, "work", [[str(nthreads), str(n)] for n in rounds], tmp_path)
+    results = await hits_in_two_processes(many, "work", [[str(nthreads), str(n)] for n in rounds], tmp_path,
+                                          all_stop)
     assert_one_event_per_call(results, nthreads, rounds,
                               lambda n: f"threads={nthreads} rounds={n} calls={nthreads * n} bad=0 sigtraps=0\n")
 

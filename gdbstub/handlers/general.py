@@ -42,7 +42,7 @@ def supported(session, cmd: cmds.SupportedQuery) -> bytes:
 
 
 def _apply_default_pass_signals(session) -> None:
-    session.server.run_settings.pass_signals = session.profile.default_pass_signals
+    session.context.run_settings.pass_signals = session.profile.default_pass_signals
 
 
 @handles(cmds.MustReplyEmpty)
@@ -62,7 +62,7 @@ async def start_no_ack(session, cmd) -> bytes | None:
 
 @handles(cmds.StopReasonQuery)
 def stop_reason(session, cmd) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     if inferior is None:
         return replies.exited(0)
     if not inferior.alive:
@@ -78,7 +78,7 @@ def stop_reason(session, cmd) -> bytes:
 @handles(cmds.SetThread)
 def set_thread(session, cmd: cmds.SetThread) -> bytes:
     tid = cmd.thread.tid
-    inferior = session.server.inferior
+    inferior = session.inferior
     if tid not in (0, -1) and (inferior is None or not inferior.has_thread(tid)):
         return replies.error(0x01, "no such thread", session.state.error_strings)
     if cmd.op == "g":
@@ -90,7 +90,7 @@ def set_thread(session, cmd: cmds.SetThread) -> bytes:
 
 @handles(cmds.ThreadAlive)
 def thread_alive(session, cmd: cmds.ThreadAlive) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     if inferior is not None and inferior.alive and inferior.has_thread(cmd.thread.tid):
         return replies.OK
     return replies.error(0x01, "thread is gone", session.state.error_strings)
@@ -104,7 +104,7 @@ def current_thread(session, cmd) -> bytes:
 
 @handles(cmds.ThreadInfoFirst)
 def thread_info_first(session, cmd) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     if inferior is None or not inferior.alive:
         return b"l"
     session.thread_list_cursor = inferior.thread_ids()
@@ -125,7 +125,7 @@ def _thread_batch(session) -> bytes:
 
 @handles(cmds.AttachedQuery)
 def attached(session, cmd) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     if inferior is None:
         return replies.error(0x01, "no process", session.state.error_strings)
     return b"0" if inferior.launched else b"1"
@@ -162,14 +162,14 @@ def _linux_signals(session, numbers) -> frozenset[int]:
 
 @handles(cmds.PassSignals, features=("QPassSignals+",))
 def pass_signals(session, cmd: cmds.PassSignals) -> bytes:
-    session.server.run_settings.pass_signals = _linux_signals(session, cmd.signals)
+    session.context.run_settings.pass_signals = _linux_signals(session, cmd.signals)
     return replies.OK
 
 
 @handles(cmds.ProgramSignals, features=("QProgramSignals+",))
 def program_signals(session, cmd: cmds.ProgramSignals) -> bytes:
     # Signals not in this list are not delivered to the program even if the client asks.
-    session.server.run_settings.program_signals = _linux_signals(session, cmd.signals)
+    session.context.run_settings.program_signals = _linux_signals(session, cmd.signals)
     return replies.OK
 
 
@@ -182,7 +182,7 @@ def non_stop(session, cmd: cmds.NonStop) -> bytes:
 
 @handles(cmds.ThreadEvents, features=("QThreadEvents+", "no-resumed+"))
 def thread_events(session, cmd: cmds.ThreadEvents) -> bytes:
-    session.server.run_settings.report_thread_events = cmd.enable
+    session.context.run_settings.report_thread_events = cmd.enable
     return replies.OK
 
 
@@ -192,7 +192,7 @@ def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
     tid = cmd.thread.tid
     if not inferior.has_thread(tid):
         return replies.error(0x01, "no such thread", session.state.error_strings)
-    text = thread_names.thread_text(session.server, tid)
+    text = thread_names.thread_text(session.require_inferior(), tid)
     if text is None:
         name, core = procfs.thread_name_and_core(inferior.pid, tid)
         state = "running" if inferior.threads[tid].running else "stopped"
@@ -202,10 +202,12 @@ def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
 
 @handles(cmds.Kill)
 async def kill(session, cmd: cmds.Kill) -> bytes | None:
-    inferior = session.server.inferior
+    inferior = session.inferior if cmd.pid is None else session.processes.get(cmd.pid)
+    if cmd.pid is not None and inferior is None:
+        return replies.error(0x01, "no such process", session.state.error_strings)
     if inferior is not None:
         await inferior.kill()
-        session.server.on_killed()
+        session.context.lifecycle.announce_killed()
     if cmd.pid is not None:
         return replies.OK  # vKill answers; plain k does not (except to lldb)
     if session.profile.reply_to_kill and inferior is not None and inferior.exit_event is not None:
@@ -216,12 +218,12 @@ async def kill(session, cmd: cmds.Kill) -> bytes | None:
 
 @handles(cmds.Detach)
 async def detach(session, cmd: cmds.Detach) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     if inferior is None or not inferior.alive:
         return replies.error(0x01, "no process", session.state.error_strings)
     if cmd.pid is not None and cmd.pid != inferior.pid:
         return replies.error(0x01, "no such process", session.state.error_strings)
     await session.send(replies.OK)
-    await session.server.detach()
+    await session.context.lifecycle.detach(inferior)
     session.stop_requested_exit = True
     return None

@@ -13,7 +13,7 @@ from .registry import handles
 
 
 def _settings(session):
-    return session.server.launch_settings
+    return session.context.launch_settings
 
 
 def _error(session, exc: Exception) -> bytes:
@@ -69,8 +69,12 @@ def startup_with_shell(session, cmd) -> bytes:
 
 
 def _start(session, argv: list[str] | None, pid: int | None):
-    inferior = session.server.replace_process(argv, pid, _settings(session),
-                                              inherit_environment=session.profile.launch_inherits_environment)
+    lifecycle = session.context.lifecycle
+    if pid is not None:
+        inferior = lifecycle.attach_process(pid)
+    else:
+        inferior = lifecycle.start_program(argv, _settings(session),
+                                           inherit_environment=session.profile.launch_inherits_environment)
     session.xfer_cache.clear()
     session.state.general_thread = 0
     session.state.continue_thread = -1
@@ -81,9 +85,10 @@ def _start(session, argv: list[str] | None, pid: int | None):
 def run(session, cmd: lc.Run) -> bytes:
     argv = [a.decode(errors="surrogateescape") for a in cmd.args]
     if not argv or not argv[0]:
-        if session.server.options.program is None:
+        program = session.context.default_program
+        if program is None:
             return replies.error(0x01, "no program to run", session.state.error_strings)
-        argv = [session.server.options.program, *argv[1:]]
+        argv = [program, *argv[1:]]
     try:
         inferior = _start(session, argv, None)
     except LaunchError as exc:

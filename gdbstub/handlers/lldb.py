@@ -132,7 +132,7 @@ def register_info(session, cmd: lc.RegisterInfoQuery) -> bytes:
 
 @handles(lc.ThreadsInfoQuery)
 def threads_info(session, cmd) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     if inferior is None or not inferior.alive:
         return replies.error(0x01, "no process", session.state.error_strings)
     event = inferior.last_event

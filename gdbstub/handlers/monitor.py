@@ -53,7 +53,7 @@ async def monitor(session, cmd: cmds.MonitorCommand) -> bytes | None:
         await _send_output(session, output)
         return replies.OK
     if words == ["exit"]:
-        session.server.exit_requested = True
+        session.context.lifecycle.request_exit()
         session.stop_requested_exit = True
         return replies.OK
     if len(words) == 3 and words[0] == "set" and words[2] in ("0", "1"):

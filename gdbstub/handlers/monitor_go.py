@@ -28,7 +28,7 @@ class MonitorError(Exception):
 
 
 def _go(session):
-    go = session.server.go
+    go = session.go
     if go is None:
         raise MonitorError("not a Go program (no Go runtime found in the executable)")
     return go
@@ -79,14 +79,14 @@ def goroutine_backtrace(session, text: str) -> str:
 
 def goroutine_select(session, text: str) -> str:
     go, g = _goroutine(session, text)
-    if g.thread_id is not None and session.server.inferior.has_thread(g.thread_id) \
+    if g.thread_id is not None and session.inferior.has_thread(g.thread_id) \
             and g.location in ("registers", "signal", "vdso", "syscall") and not g.on_system_stack:
         session.state.general_thread = g.thread_id
         session.selected_goroutine = None
         return f"goroutine {g.goid} runs on thread {g.thread_id}: selected that thread\n"
     if g.pc is None or g.sp is None:
         raise MonitorError(f"goroutine {g.goid} has no saved registers to show")
-    session.selected_goroutine = (session.server.inferior.generation, g.goid, g.pc, g.sp, g.bp or 0)
+    session.selected_goroutine = (session.inferior.generation, g.goid, g.pc, g.sp, g.bp or 0)
     return (f"goroutine {g.goid} selected: registers show pc={g.pc:#x} sp={g.sp:#x} until the "
             f"program resumes (writes refused)\n")
 

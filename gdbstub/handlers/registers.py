@@ -35,7 +35,7 @@ class GoroutineRegisters:
 
 def _selection(session):
     selected = getattr(session, "selected_goroutine", None)
-    inferior = session.server.inferior
+    inferior = session.inferior
     if selected is None or inferior is None or selected[0] != inferior.generation:
         return None
     return selected

@@ -1,11 +1,14 @@
-"""Run control: c/C/s/S and vCont (with range stepping), each answered by the stop reply."""
+"""Run control: c/C/s/S and vCont (with range stepping).
+
+A handler resumes the threads and returns at once; the session reports the stop when it comes
+(`Session.report_stop`), reading the client meanwhile.
+"""
 
 from __future__ import annotations
 
 from packets import commands as cmds
 from packets import replies
 
-from ..stop_replies import stop_reply, take_stop
 from ..process import Resume, TargetError
 from .registry import handles
 
@@ -16,23 +19,16 @@ def _linux_signal(session, number: int | None) -> int:
     linux = session.profile.signal_from_client(number)
     if linux is None:
         raise TargetError(f"signal {number} has no Linux equivalent")
-    program = session.server.run_settings.program_signals
+    program = session.context.run_settings.program_signals
     if program is not None and linux not in program:
         return 0
     return linux
 
 
-async def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> bytes:
-    inferior = session.require_resumable()
-    inferior.resume(actions, default)
-    event = await session.wait_for_stop(
-        inferior, prefer, session.state.features.get("no-resumed") is True)
-    if event.is_exit:
-        session.server.on_exit(event)
-    elif inferior.has_thread(event.tid):
-        session.state.general_thread = event.tid
-        take_stop(session, event)
-    return stop_reply(session, event)
+def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> None:
+    """Resume, and leave the reply to the stop (the threads in `prefer` report first)."""
+    session.require_resumable().resume(actions, default)
+    session.expect_stop(prefer)
 
 
 def _set_pc(session, tid: int, addr: int | None) -> None:
@@ -52,20 +48,20 @@ def _selected_thread(session) -> tuple[int, bool]:
 
 
 @handles(cmds.Continue, cmds.ContinueWithSignal)
-async def continue_(session, cmd) -> bytes:
+def continue_(session, cmd) -> None:
     tid, _ = _selected_thread(session)
     _set_pc(session, tid, cmd.addr)
     sig = _linux_signal(session, getattr(cmd, "signal", 0))
-    return await _run(session, {tid: Resume("continue", sig)}, Resume("continue"), [tid])
+    _run(session, {tid: Resume("continue", sig)}, Resume("continue"), [tid])
 
 
 @handles(cmds.Step, cmds.StepWithSignal)
-async def step(session, cmd) -> bytes:
+def step(session, cmd) -> None:
     tid, _ = _selected_thread(session)
     _set_pc(session, tid, cmd.addr)
     sig = _linux_signal(session, getattr(cmd, "signal", 0))
     # Like gdbserver: other threads stay stopped during a plain `s`.
-    return await _run(session, {tid: Resume("step", sig)}, None, [tid])
+    _run(session, {tid: Resume("step", sig)}, None, [tid])
 
 
 @handles(cmds.VContQuery)
@@ -74,7 +70,7 @@ def vcont_query(session, cmd) -> bytes:
 
 
 @handles(cmds.VCont)
-async def vcont(session, cmd: cmds.VCont) -> bytes:
+def vcont(session, cmd: cmds.VCont) -> bytes | None:
     inferior = session.require_resumable()
     actions: dict[int, Resume] = {}
     default: Resume | None = None
@@ -98,7 +94,8 @@ async def vcont(session, cmd: cmds.VCont) -> bytes:
             actions[tid] = resume
             if resume.kind != "continue":
                 prefer.append(tid)
-    return await _run(session, actions, default, prefer)
+    _run(session, actions, default, prefer)
+    return None
 
 
 def _to_resume(session, action: cmds.VContAction) -> Resume | None:

@@ -88,7 +88,7 @@ def auxv(session, annex: str) -> bytes:
 
 @xfer_object("exec-file")
 def exec_file(session, annex: str) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     pid = int(annex, 16) if annex else (inferior.pid if inferior is not None else 0)
     if pid == 0:
         raise TargetError("no process")
@@ -97,10 +97,10 @@ def exec_file(session, annex: str) -> bytes:
 
 @xfer_object("threads")
 def threads(session, annex: str) -> bytes:
-    inferior = session.server.inferior
+    inferior = session.inferior
     lines = ["<threads>"]
     if inferior is not None and inferior.alive:
-        go_labels = thread_names.labels(session.server)
+        go_labels = thread_names.labels(session.inferior)
         for tid in inferior.thread_ids():
             comm, core = procfs.thread_name_and_core(inferior.pid, tid)
             attrs = f'id="{session.format_thread(tid).decode()}"'
@@ -112,7 +112,7 @@ def threads(session, annex: str) -> bytes:
             label = go_labels.get(tid)
             name = label.name if label is not None else (comm or "")
             attrs += f" name={quoteattr(name)}"
-            text = thread_names.thread_text(session.server, tid, go_labels)
+            text = thread_names.thread_text(session.inferior, tid, go_labels)
             if text:
                 lines.append(f"<thread {attrs}>{escape(text)}</thread>")
             else:
@@ -129,7 +129,7 @@ def _pthread_handle(session, inferior, tid: int) -> str | None:
     Go programs keep their own data there: no handle for them.
     """
     thread = inferior.thread(tid)
-    if session.server.go is not None or (thread.running and thread.fs_base_seen is None):
+    if session.go is not None or (thread.running and thread.fs_base_seen is None):
         return None
     pointer = thread.thread_pointer()
     return pointer.to_bytes(8, "little").hex() if pointer else None

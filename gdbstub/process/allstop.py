@@ -77,7 +77,9 @@ class AllStop:
 
     async def stop_all(self) -> None:
         """Stop every running thread and wait for each stop (or exit), for STOP_TIMEOUT at
-        most: a thread that cannot stop is then left out of this stop, and said so."""
+        most: a thread that cannot stop is then left out of this stop, and said so. They stay
+        stopped until the next resume."""
+        self._held = True
         self._interrupt_running_threads()
         self._spin_until(lambda: self.exit_event is not None or self._all_stopped(), self._spins_for_stop(SPINS))
         deadline = trio.current_time() + STOP_TIMEOUT

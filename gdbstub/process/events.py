@@ -40,6 +40,8 @@ class StopEvent:
     # reported (for a client that rewinds it itself). A fact about the thread from then on:
     # later replies describe it, whatever the client negotiates afterwards.
     pc_after_int3: bool = False
+    # The process the event belongs to (set when the controller reports it).
+    pid: int = 0
 
     @property
     def is_exit(self) -> bool:

@@ -63,6 +63,9 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
         self._orphans: dict[int, list[int]] = {}
         self._changed = trio.Event()
         self._interrupt_requested = False
+        # Every thread is to stay stopped until the next resume (a stop_all was asked for:
+        # another process's event, a detach): the stops it brings are not stray ones.
+        self._held = False
         # Go's runtime preempts goroutines with SIGURG sent by tgkill from the process itself:
         # when set, those are passed on without a stop whatever the client's signal settings.
         self.quiet_runtime_sigurg = False
@@ -84,6 +87,15 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
         self.claim_unclaimed: Callable[[int], list[int]] = lambda tid: []
         # Counts resumes: whatever was read from the stopped program is stale once it changes.
         self.generation = 0
+        # Told whenever something changed (a status handled, an interrupt asked for): the
+        # process set waits on every process at once through it.
+        self.on_change: Callable[[], None] | None = None
+        # The Go runtime's view of this process (a gdbstub.goview.GoView), opened by the
+        # server for Go programs; the controller itself never uses it.
+        self.go = None
+        # Resumed by the client since its last reported stop: in a set of processes only those
+        # may answer a resume (a held process keeps even its exit until it is resumed).
+        self.client_resumed = False
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -143,8 +155,11 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
     def resume(self, actions: dict[int, Resume], default: Resume | None) -> None:
         if not self.alive:
             if self.resumable:
+                self.client_resumed = True
                 return  # its end is still to be reported: the next wait does
             raise TargetError("the process is not running")
+        self.client_resumed = True
+        self._held = False
         self.generation += 1
         self._drop_stale_breakpoint_events()
         if self._interrupt_requested or self._has_pending_report(actions, default):
@@ -239,12 +254,12 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
         waitpid for a moment (yielding the CPU to the tracee) answers it without a trip through
         the signal handler and the event loop, which costs more than the step itself.
         """
-        self._spin_until(self._something_to_report, spins)
+        self._spin_until(self.has_something_to_report, spins)
         if self.exit_event is not None:
             return self._report_end()
         if not self._stopping_all():
             if report_no_resumed and not self.is_running():
-                return StopEvent(StopKind.NO_RESUMED, self.pid)
+                return StopEvent(StopKind.NO_RESUMED, self.pid, pid=self.pid)
             return None
         self._interrupt_running_threads()
         self._spin_until(self._all_stopped, self._spins_for_stop(spins))
@@ -257,15 +272,31 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
         self.last_event = event
         for thread in self.threads.values():
             thread.resume = None  # all stopped, in the client's view too
+        self._held = True
+        self.client_resumed = False
+        event.pid = self.pid
         return event
+
+    async def hold_all(self) -> None:
+        """Another process's event is being reported (all-stop): stop every thread here too,
+        keeping whatever they hit for a later report once they are resumed."""
+        self.client_resumed = False
+        if self.exit_event is not None:
+            return
+        await self.stop_all()
+        for thread in self.threads.values():
+            thread.resume = None
 
     def _report_end(self) -> StopEvent:
         """The process is gone: threads that exited before it are reported first, one per
         wait (as gdbserver picks them), then the process's own exit."""
+        self.client_resumed = False
         if self._process_events:
             self.last_event = self._process_events.pop(0)
+            self.last_event.pid = self.pid
             return self.last_event
         self.exit_reported = True
+        self.exit_event.pid = self.pid
         return self.exit_event
 
     @property
@@ -273,7 +304,7 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
         """Alive, or gone with something still to report: a resume then reports it."""
         return self.exit_event is None or not self.exit_reported
 
-    def _something_to_report(self) -> bool:
+    def has_something_to_report(self) -> bool:
         return self.exit_event is not None or self._stopping_all()
 
     def _pick_event(self, prefer: list[int]) -> StopEvent:

@@ -78,6 +78,8 @@ class StatusHandling:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+        if self.on_change is not None:
+            self.on_change()
 
     def _process_ended(self, status: int) -> None:
         if os.WIFEXITED(status):
@@ -270,7 +272,7 @@ class StatusHandling:
         return resume is None or resume.kind == "continue"
 
     def _stopping_all(self) -> bool:
-        if self._interrupt_requested or self._process_events:
+        if self._interrupt_requested or self._held or self._process_events:
             return True
         for thread in self.threads.values():  # a plain loop: this runs several times a step
             if thread.pending is not None and thread.resume is not None:

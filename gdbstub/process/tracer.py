@@ -46,22 +46,18 @@ UNCLAIMED_LIMIT = 4096
 
 class Tracer:
     """Waits for every traced process's statuses and hands each to the process that owns the
-    thread; several processes can be traced at once."""
+    thread; several processes can be traced at once (the process set's, by pid)."""
 
-    def __init__(self) -> None:
-        self.inferiors: list[Inferior] = []
+    def __init__(self, processes: dict[int, Inferior]) -> None:
+        self.processes = processes
         # tid -> its stops, for threads no process has claimed yet: a new thread's first stop
         # can come before its parent's clone event, and only that event says whose it is.
         self._unclaimed: dict[int, list[int]] = {}
 
-    def add(self, inferior: Inferior) -> None:
-        self.inferiors.append(inferior)
+    def route_to(self, inferior: Inferior) -> None:
+        """Give a process just added to the set the tracer's ways to collect its statuses."""
         inferior.poll = self.drain
         inferior.claim_unclaimed = self.claim
-
-    def remove(self, inferior: Inferior) -> None:
-        if inferior in self.inferiors:
-            self.inferiors.remove(inferior)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         # The mask is put back when tracing ends: anything started afterwards by this process
@@ -110,7 +106,11 @@ class Tracer:
         return True
 
     def _route(self, tid: int, status: int) -> None:
-        for inferior in self.inferiors:
+        inferior = self.processes.get(tid)  # the leader's statuses, and a one-thread process's
+        if inferior is not None and inferior.owns(tid):
+            inferior.on_status(tid, status)
+            return
+        for inferior in self.processes.values():
             if inferior.owns(tid):
                 inferior.on_status(tid, status)
                 return

@@ -1,0 +1,52 @@
+"""What a session and its handlers may use of the server: the process set, the client's
+settings, the register tables, and the process lifecycle (start, attach, detach, ends said).
+
+Handlers never see the server object: they reach the processes through this, and start or end
+one only through `Lifecycle`, which the server implements (it owns the status lines and the
+Go views).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .arch.registers import RegisterTable
+from .launch_settings import LaunchSettings
+from .process import Inferior, ProcessSet, RunSettings, StopEvent
+
+
+class Lifecycle(Protocol):
+    def start_program(self, argv: list[str], settings: LaunchSettings,
+                      inherit_environment: bool = True) -> Inferior:
+        """Launch a program (vRun, lldb's A) as a new process of the set."""
+
+    def attach_process(self, pid: int) -> Inferior:
+        """Attach to a running process (vAttach) as a new process of the set."""
+
+    def announce_end(self, event: StopEvent) -> None:
+        """Say on the server's stderr that a process exited or was killed by a signal."""
+
+    def announce_killed(self) -> None:
+        """The client killed the process: nothing more is said of its end."""
+
+    async def detach(self, inferior: Inferior) -> None:
+        """Let the process run on, untraced, with every trace of the debugger removed."""
+
+    def request_exit(self) -> None:
+        """The server ends once this client leaves (`monitor exit`)."""
+
+
+@dataclass
+class ServerContext:
+    processes: ProcessSet
+    # The client's run-control settings: every process takes them, and so does the next one.
+    run_settings: RunSettings
+    launch_settings: LaunchSettings
+    register_table: RegisterTable
+    # What gdb assumes of amd64 when it reads no target description (gdbserver answers such a
+    # client in it too): the SSE registers, then orig_rax, fs_base and gs_base.
+    builtin_register_table: RegisterTable
+    lifecycle: Lifecycle
+    # The program named on the command line: what an empty vRun runs.
+    default_program: str | None

@@ -1,0 +1,118 @@
+"""Every traced process, keyed by pid, and all-stop run control over all of them.
+
+The tracer routes each wait status to the process that owns the thread. Launch, attach and a
+vRun add a process to the set; `remove` takes a process out once nothing is left to report of
+it. A stop event names its process: when one process has something to report, every other
+resumed process is stopped too (all-stop), and their events stay pending on their threads.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterable, Iterator
+
+import trio
+
+from .events import StopEvent, StopKind
+from .inferior import Inferior, TargetError
+from .launch import Started
+from .run_settings import RunSettings
+from .tracer import Tracer
+
+
+class ProcessSet:
+    def __init__(self, use_xstate: bool = False) -> None:
+        self.use_xstate = use_xstate
+        self._processes: dict[int, Inferior] = {}
+        self.tracer = Tracer(self._processes)
+        # The process the client works on when it names none: the one added last.
+        self.current: Inferior | None = None
+        self._changed = trio.Event()
+
+    # -- membership ----------------------------------------------------------------------
+    def add(self, started: Started, launched: bool, settings: RunSettings | None = None) -> Inferior:
+        """A process just launched or attached to (stopped), traced from now on."""
+        inferior = Inferior(started, launched=launched, use_xstate=self.use_xstate, settings=settings)
+        if not launched:
+            inferior.last_event = StopEvent(StopKind.SIGNAL, started.pid, signal.SIGSTOP)
+        self.adopt(inferior)
+        return inferior
+
+    def adopt(self, inferior: Inferior) -> None:
+        if inferior.pid in self._processes and self._processes[inferior.pid].alive:
+            raise TargetError(f"process {inferior.pid} is already traced")
+        self._processes[inferior.pid] = inferior
+        self.tracer.route_to(inferior)
+        inferior.on_change = self._notify
+        self.current = inferior
+
+    def remove(self, inferior: Inferior) -> None:
+        if self._processes.get(inferior.pid) is inferior:
+            del self._processes[inferior.pid]
+        if self.current is inferior:
+            self.current = next(reversed(self._processes.values()), None)
+
+    def get(self, pid: int) -> Inferior | None:
+        return self._processes.get(pid)
+
+    def __iter__(self) -> Iterator[Inferior]:
+        return iter(list(self._processes.values()))
+
+    def __len__(self) -> int:
+        return len(self._processes)
+
+    def live(self) -> list[Inferior]:
+        return [p for p in self._processes.values() if p.alive]
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The tracer's waitpid pump, for the server's whole life."""
+        await self.tracer.run(task_status=task_status)
+
+    # -- all-stop over every process -------------------------------------------------------
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def request_interrupt(self) -> None:
+        """The client's 0x03: one running process is asked to stop; the others stop with it."""
+        live = self.live()
+        running = [p for p in live if p.is_running()]
+        target = running[0] if running else (self.current if self.current in live else None)
+        if target is None and live:
+            target = live[0]
+        if target is not None:
+            target.request_interrupt()
+
+    def _resumed(self) -> list[Inferior]:
+        """The processes that may answer the resume: those the client resumed, or, when it
+        resumed none (a stop asked for after a disconnect), every one that can still report."""
+        resumable = [p for p in self._processes.values() if p.resumable]
+        return [p for p in resumable if p.client_resumed] or resumable
+
+    def poll_for_stop(self, prefer: Iterable[int] = (), report_no_resumed: bool = False) -> StopEvent | None:
+        """The stop to report if it can be had at once (see `Inferior.poll_for_stop`)."""
+        if len(self._processes) == 1:
+            resumed = self._resumed()
+            return resumed[0].poll_for_stop(prefer, report_no_resumed) if resumed else None
+        return None  # several: the awaited path stops the others
+
+    async def wait_for_stop(self, prefer: Iterable[int] = (), report_no_resumed: bool = False) -> StopEvent:
+        """Wait until some resumed process has something to report, stop every other live
+        one, and return the event (its `pid` says whose it is)."""
+        prefer = list(prefer)
+        while True:
+            resumed = self._resumed()
+            if not resumed:
+                raise TargetError("no process")
+            if len(self._processes) == 1:
+                return await resumed[0].wait_for_stop(prefer, report_no_resumed)
+            for process in resumed:
+                if process.has_something_to_report():
+                    event = await process.wait_for_stop(prefer)
+                    for other in list(self._processes.values()):
+                        if other is not process:  # an exited one too: its end waits
+                            await other.hold_all()
+                    return event
+            if report_no_resumed and not any(p.is_running() for p in resumed):
+                return StopEvent(StopKind.NO_RESUMED, resumed[0].pid, pid=resumed[0].pid)
+            await self._changed.wait()
