@@ -83,6 +83,7 @@ bench: setup
 	$(VPY) bench/run.py
 	$(VPY) bench/threads_bench.py
 	$(VPY) bench/loop_stall.py
+	$(VPY) bench/running_latency.py
 
 soak: setup
 	$(VPY) bench/soak.py
