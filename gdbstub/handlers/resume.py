@@ -66,7 +66,8 @@ def step(session, cmd) -> None:
 
 @handles(cmds.VContQuery)
 def vcont_query(session, cmd) -> bytes:
-    return b"vCont;c;C;s;S;r"
+    """The vCont actions are those `_RESUMES` turns into resumes, and no others."""
+    return b"vCont;" + b";".join(kind.encode() for kind in _RESUMES)
 
 
 @handles(cmds.VCont)
@@ -98,15 +99,16 @@ def vcont(session, cmd: cmds.VCont) -> bytes | None:
     return None
 
 
+# Each vCont action this server carries out, and the resume it becomes.
+_RESUMES = {
+    "c": lambda session, action: Resume("continue"),
+    "C": lambda session, action: Resume("continue", _linux_signal(session, action.signal)),
+    "s": lambda session, action: Resume("step"),
+    "S": lambda session, action: Resume("step", _linux_signal(session, action.signal)),
+    "r": lambda session, action: Resume("range", 0, action.start or 0, action.end or 0),
+}
+
+
 def _to_resume(session, action: cmds.VContAction) -> Resume | None:
-    if action.kind == "c":
-        return Resume("continue")
-    if action.kind == "C":
-        return Resume("continue", _linux_signal(session, action.signal))
-    if action.kind == "s":
-        return Resume("step")
-    if action.kind == "S":
-        return Resume("step", _linux_signal(session, action.signal))
-    if action.kind == "r":
-        return Resume("range", 0, action.start or 0, action.end or 0)
-    return None
+    make = _RESUMES.get(action.kind)
+    return make(session, action) if make is not None else None
