@@ -24,6 +24,9 @@ class Lifecycle(Protocol):
     def attach_process(self, pid: int) -> Inferior:
         """Attach to a running process (vAttach) as a new process of the set."""
 
+    async def restart(self, settings: LaunchSettings) -> Inferior | None:
+        """Kill every process and start the last program run again (None: none was run)."""
+
     def announce_end(self, event: StopEvent) -> None:
         """Say on the server's stderr that a process exited or was killed by a signal."""
 

@@ -1,7 +1,8 @@
 """The command line, parsed the way gdbserver's is, so tools that start gdbserver can start us.
 
-`gdbstub [OPTIONS] COMM PROG [ARGS...]` or `gdbstub [OPTIONS] --attach COMM PID` (also
-`COMM --attach PID`). Options stop at COMM: everything after PROG belongs to the program.
+`gdbstub [OPTIONS] COMM PROG [ARGS...]`, `gdbstub [OPTIONS] --attach COMM PID` (also
+`COMM --attach PID`) or `gdbstub --multi [OPTIONS] COMM [PROG [ARGS...]]`. Options stop at
+COMM: everything after PROG belongs to the program.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .logs import parse_debug_format
 USAGE = """\
 Usage:\tgdbstub [OPTIONS] COMM PROG [ARGS ...]
 \tgdbstub [OPTIONS] --attach COMM PID
+\tgdbstub [OPTIONS] --multi COMM [PROG [ARGS ...]]
 
 COMM may be:
   [HOST]:PORT     listen for a TCP connection (HOST defaults to 127.0.0.1; PORT 0 picks a free port)
@@ -22,6 +24,8 @@ COMM may be:
 
 Options:
   --attach          attach to the running process PID instead of starting PROG
+  --multi           stay up with no process: the client runs, attaches to, kills and
+                    re-runs programs (gdb's target extended-remote); PROG is optional
   --once            exit after the first connection closes
   --debug           log what the server does to stderr
   --remote-debug    log every packet in both directions to stderr
@@ -48,6 +52,7 @@ class Options:
     args: list[str] = field(default_factory=list)
     attach_pid: int | None = None
     once: bool = False
+    multi: bool = False
     debug: bool = False
     remote_debug: bool = False
     debug_file: str | None = None
@@ -60,6 +65,7 @@ class Options:
 
 _FLAGS = {
     "--once": ("once", True),
+    "--multi": ("multi", True),
     "--debug": ("debug", True),
     "--remote-debug": ("remote_debug", True),
     "--disable-randomization": ("disable_randomization", True),
@@ -104,8 +110,6 @@ def parse(argv: list[str]) -> Options:
                 i = argv.index("--", i + 1)
             except ValueError:
                 raise UsageError("--wrapper needs a terminating '--'") from None
-        elif arg == "--multi":
-            raise UsageError("--multi is not supported yet; start gdbstub with a program or --attach")
         elif arg.startswith("--") and arg != "--":
             raise UsageError(f"unknown option {arg!r} (see --help)")
         elif arg == "--":
@@ -116,6 +120,8 @@ def parse(argv: list[str]) -> Options:
     if opts.show_help or opts.show_version or opts.selftest:
         return opts
     if not positionals:
+        if opts.multi:
+            raise UsageError("missing COMM (for example 127.0.0.1:2345) (see --help)")
         raise UsageError("missing COMM (for example 127.0.0.1:2345) and PROG (see --help)")
     opts.comm = positionals[0]
     rest = positionals[1:]
@@ -128,11 +134,11 @@ def parse(argv: list[str]) -> Options:
             raise UsageError(f"--attach: {rest[0]!r} is not a process id") from None
         if opts.attach_pid <= 0:
             raise UsageError(f"--attach: {rest[0]!r} is not a process id")
-    else:
-        if not rest:
-            raise UsageError("missing PROG: give a program to run, or --attach PID (see --help)")
+    elif rest:
         opts.program = rest[0]
         opts.args = rest[1:]
+    elif not opts.multi:
+        raise UsageError("missing PROG: give a program to run, --attach PID, or --multi (see --help)")
     return opts
 
 

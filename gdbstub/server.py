@@ -1,8 +1,9 @@
 """The server: owns the process set and the listener, and runs sessions.
 
 Lifecycle follows gdbserver's: start or attach, listen, serve one client at a time; when the
-process ends (exit, kill, detach) the server exits. With `--once` it exits when the first client
-leaves; otherwise it keeps the process stopped and waits for the next client. A client that
+process ends (exit, kill, detach) the server exits, unless `--multi` keeps it up with no process
+for the client to run or attach to the next one (extended-remote). With `--once` it exits when
+the first client leaves; otherwise it keeps the process stopped and waits for the next client. A client that
 vanishes leaves no breakpoint bytes behind, and the server never leaves a process in a traced stop
 when it exits: a launched program is killed, an attached one is detached.
 """
@@ -63,6 +64,8 @@ class Server:
             default_program=options.program,
         )
         self.exit_requested = False
+        # The last program started (its argv): what `R` starts again.
+        self._last_argv: list[str] | None = [options.program, *options.args] if options.program else None
         # The pids whose end (exit, kill, detach) is said or not to be said any more.
         self._end_said: set[int] = set()
 
@@ -72,11 +75,11 @@ class Server:
 
     # -- the process lifecycle ---------------------------------------------------------------
     def start_process(self) -> None:
-        """The process named on the command line: attached to, or launched."""
+        """The process named on the command line, if any: attached to, or launched."""
         opts = self.options
         if opts.attach_pid is not None:
             self._attach(opts.attach_pid)
-        else:
+        elif opts.program is not None:
             if opts.disable_randomization:
                 _disable_randomization()
             started = launch(opts.program, opts.args, protocol_on_stdio=self.comm.kind == "stdio")
@@ -121,8 +124,17 @@ class Server:
                          cwd=settings.working_dir, protocol_on_stdio=self.comm.kind == "stdio",
                          stdio_paths=settings.stdio)
         inferior = self._traced(started, launched=True)
+        self._last_argv = list(argv)
         say(f"Process {argv[0]} created; pid = {started.pid}")
         return inferior
+
+    async def restart(self, settings: LaunchSettings) -> Inferior | None:
+        for inferior in self.processes.live():
+            await inferior.kill()
+            self._end_said.add(inferior.pid)
+        if self._last_argv is None:
+            return None
+        return self.start_program(self._last_argv, settings)
 
     def attach_process(self, pid: int) -> Inferior:
         self._make_room()
@@ -209,7 +221,9 @@ class Server:
                 if peer is not None:
                     say(f"Remote debugging from host {peer[0]}, port {peer[1]}")
                 await self._serve_one(conn)
-                if self.exit_requested or self.process_gone() or self.options.once:
+                if self.exit_requested or self.options.once:
+                    return
+                if self.process_gone() and not self.options.multi:
                     return
         finally:
             listener.close()

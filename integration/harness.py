@@ -72,8 +72,10 @@ def server_argv(kind: str, comm: str, program: str | Path | None = None,
     argv += extra
     if attach_pid is not None:
         argv += ["--attach", comm, str(attach_pid)]
-    else:
+    elif program is not None:
         argv += [comm, str(program), *args]
+    else:
+        argv.append(comm)  # --multi: the client runs or attaches to programs
     return argv
 
 

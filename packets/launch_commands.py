@@ -182,6 +182,11 @@ class Run(Command):
 
 
 @dataclass(frozen=True)
+class Restart(Command):
+    """``R<hex>`` (extended mode): kill the program and start it again; no reply."""
+
+
+@dataclass(frozen=True)
 class Echo(Command):
     """``qEcho:<anything>``: answered with the same text."""
 
@@ -320,6 +325,11 @@ def _parse_launch_arguments(rest: bytes) -> Command:
 @register(b"vRun;")
 def _parse_run(rest: bytes) -> Command:
     return Run(tuple(hex_decode(part) for part in rest.split(b";")))
+
+
+@register(b"R")
+def _parse_restart(rest: bytes) -> Command:
+    return Restart()  # the argument is ignored, as the manual says
 
 
 @register(b"qEcho:")

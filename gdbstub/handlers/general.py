@@ -212,7 +212,8 @@ async def kill(session, cmd: cmds.Kill) -> bytes | None:
         return replies.OK  # vKill answers; plain k does not (except to lldb)
     if session.profile.reply_to_kill and inferior is not None and inferior.exit_event is not None:
         await session.send(stop_reply(session, inferior.exit_event))
-    session.stop_requested_exit = True
+    if not session.state.extended:
+        session.stop_requested_exit = True  # in extended mode the client runs the next one
     return None
 
 
@@ -225,5 +226,6 @@ async def detach(session, cmd: cmds.Detach) -> bytes:
         return replies.error(0x01, "no such process", session.state.error_strings)
     await session.send(replies.OK)
     await session.context.lifecycle.detach(inferior)
-    session.stop_requested_exit = True
+    if not session.state.extended and not session.processes.live():
+        session.stop_requested_exit = True  # in extended mode the client runs the next one
     return None

@@ -3,6 +3,8 @@ and the settings packets that shape the next launch."""
 
 from __future__ import annotations
 
+import logging
+
 from packets import commands as cmds
 from packets import launch_commands as lc
 from packets import replies
@@ -10,6 +12,8 @@ from packets import replies
 from ..stop_replies import stop_reply
 from ..process import LaunchError
 from .registry import handles
+
+log = logging.getLogger("gdbstub")
 
 
 def _settings(session):
@@ -75,10 +79,15 @@ def _start(session, argv: list[str] | None, pid: int | None):
     else:
         inferior = lifecycle.start_program(argv, _settings(session),
                                            inherit_environment=session.profile.launch_inherits_environment)
+    _new_process(session)
+    return inferior
+
+
+def _new_process(session) -> None:
+    """What the session knew of the old process (documents read, threads selected) is gone."""
     session.xfer_cache.clear()
     session.state.general_thread = 0
     session.state.continue_thread = -1
-    return inferior
 
 
 @handles(lc.Run)
@@ -94,6 +103,19 @@ def run(session, cmd: lc.Run) -> bytes:
     except LaunchError as exc:
         return _error(session, exc)
     return stop_reply(session, inferior.last_event)
+
+
+@handles(lc.Restart)
+async def restart(session, cmd: lc.Restart) -> bytes | None:
+    """gdb's `run` with `set remote run-packet off`. No reply, like gdbserver's: gdb asks `?`."""
+    if not session.state.extended:
+        return b""
+    try:
+        await session.context.lifecycle.restart(_settings(session))
+    except LaunchError as exc:
+        log.warning("restart failed: %s", exc)
+    _new_process(session)
+    return None
 
 
 @handles(lc.Attach)

@@ -1,0 +1,117 @@
+"""`SERVER --multi COMM` with gdb's `target extended-remote`: the client runs, kills, re-runs
+and attaches to programs while the server stays up, as with gdbserver.
+
+Each session is run against gdbserver and against gdbstub and the normalised transcripts are
+compared. `set startup-with-shell off`: with it on, gdbserver starts the program through a
+shell, whose environment moves the stack (argv=0x... differs); gdbstub does not use a shell.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import Programs, gdb_batch_argv, process_state, run_gdb, start_server
+
+
+def extended_session(kind: str, program: Path | None, commands: list[str], *, once: bool = True,
+                     file: Path | None = None) -> tuple[str, str]:
+    """gdb's normalised output and the server's stderr, for a `--multi` server."""
+    with start_server(kind, None, extra=["--multi"], once=once) as server:
+        argv = gdb_batch_argv(f"target extended-remote {server.address}", file, commands,
+                              before_connect=["set startup-with-shell off"])
+        run = run_gdb(argv, timeout=60)
+        assert not run.timed_out, run.raw
+        server.process.wait(timeout=10)  # --once, or `monitor exit`: the server ends
+        return run.text, server.stderr
+
+
+def test_run_kill_and_run_again_with_new_arguments(reference: str, candidate: str, programs: Programs) -> None:
+    program = programs.simple
+    commands = [f"set remote exec-file {program}", "break main", "run", "next", "info inferiors",
+                "kill", "run", "continue", "info inferiors", "run 3", "continue", "print $_exitcode",
+                "monitor exit"]
+    ours, our_log = extended_session(candidate, None, commands, file=program)
+    theirs, _ = extended_session(reference, None, commands, file=program)
+    assert ours == theirs
+    assert "[Inferior 1 (process <PID>) killed]" in ours and "$1 = 3" in ours, ours
+    # One server started all three, saying so as gdbserver does.
+    assert len(re.findall(r"^Process .*simple created; pid = \d+$", our_log, re.M)) == 3, our_log
+
+
+def test_attach_detach_then_run(reference: str, candidate: str, programs: Programs) -> None:
+    outputs = {}
+    for kind in (reference, candidate):
+        spinner = subprocess.Popen([str(programs.spin)], stdin=subprocess.DEVNULL)
+        try:
+            time.sleep(0.2)
+            commands = [f"attach {spinner.pid}", "info inferiors", "detach", f"file {programs.simple}",
+                        f"set remote exec-file {programs.simple}", "run", "monitor exit"]
+            text, _ = extended_session(kind, None, commands)
+            # Left running and untraced by the detach, and still ours to end.
+            assert process_state(spinner.pid) in ("R", "S"), kind
+            assert re.search(r"^TracerPid:\s+0$", Path(f"/proc/{spinner.pid}/status").read_text(), re.M)
+        finally:
+            spinner.kill()
+            spinner.wait()
+        # Where the attach found the program differs from run to run.
+        outputs[kind] = [line for line in text.splitlines() if not re.search(r"\btick\b|^\d+\s", line)]
+    assert outputs[candidate] == outputs[reference]
+    assert "[Inferior 1 (process <PID>) detached]" in outputs[candidate], outputs[candidate]
+    assert "[Inferior 1 (process <PID>) exited normally]" in outputs[candidate], outputs[candidate]
+
+
+def test_the_server_stays_up_for_the_next_client(candidate: str, programs: Programs) -> None:
+    # Without --once a --multi server outlives its clients and the programs they ran.
+    with start_server(candidate, None, extra=["--multi"], once=False) as server:
+        for _ in range(2):
+            argv = gdb_batch_argv(f"target extended-remote {server.address}", programs.simple,
+                                  [f"set remote exec-file {programs.simple}", "run"],
+                                  before_connect=["set startup-with-shell off"])
+            run = run_gdb(argv, timeout=60)
+            assert "[Inferior 1 (process <PID>) exited normally]" in run.text, run.raw
+            assert server.process.poll() is None, server.stderr
+        run = run_gdb(gdb_batch_argv(f"target extended-remote {server.address}", None, ["monitor exit"]),
+                      timeout=60)
+        assert server.process.wait(timeout=10) == 0, server.stderr
+
+
+@pytest.mark.parametrize("argv", [["--multi"], ["--multi", "--once"]])
+def test_multi_without_comm_is_one_clear_line(argv: list[str]) -> None:
+    from harness import gdbstub_executable
+
+    run = subprocess.run([gdbstub_executable(), *argv], capture_output=True, text=True, timeout=30)
+    assert run.returncode != 0
+    assert run.stderr.strip().count("\n") == 0 and "COMM" in run.stderr, run.stderr
+
+
+def test_multi_with_a_program_starts_it_first(reference: str, candidate: str, programs: Programs) -> None:
+    outputs = {}
+    for kind in (reference, candidate):
+        with start_server(kind, programs.simple, ["4"], extra=["--multi"]) as server:
+            argv = gdb_batch_argv(f"target extended-remote {server.address}", programs.simple,
+                                  ["continue", "print $_exitcode", f"set remote exec-file {programs.simple}",
+                                   "run 5", "print $_exitcode", "monitor exit"],
+                                  before_connect=["set startup-with-shell off"])
+            run = run_gdb(argv, timeout=60)
+            assert not run.timed_out, run.raw
+            outputs[kind] = run.text
+    assert outputs[candidate] == outputs[reference]
+    assert "$1 = 4" in outputs[candidate] and "$2 = 5" in outputs[candidate], outputs[candidate]
+
+
+def test_restart_without_vrun(reference: str, candidate: str, programs: Programs) -> None:
+    # `set remote run-packet off`: gdb's second `run` kills and restarts with `R`.
+    program = programs.simple
+    # (gdb refuses to restart a program run with arguments: it cannot pass them in `R`.)
+    commands = [f"set remote exec-file {program}", "break main", "run", "next", "set remote run-packet off",
+                "set remote exec-file", "run", "info inferiors", "continue", "monitor exit"]
+    ours, our_log = extended_session(candidate, None, commands, file=program)
+    theirs, _ = extended_session(reference, None, commands, file=program)
+    assert ours == theirs
+    assert ours.count("Breakpoint 1, main") == 2 and "exited normally" in ours, ours
+    assert len(re.findall(r"^Process .*simple created; pid = \d+$", our_log, re.M)) == 2, our_log
