@@ -115,3 +115,25 @@ def test_restart_without_vrun(reference: str, candidate: str, programs: Programs
     assert ours == theirs
     assert ours.count("Breakpoint 1, main") == 2 and "exited normally" in ours, ours
     assert len(re.findall(r"^Process .*simple created; pid = \d+$", our_log, re.M)) == 2, our_log
+
+
+def test_info_os_processes_and_threads(reference: str, candidate: str, programs: Programs) -> None:
+    # IDE attach pickers and `info os processes` read the system's processes from the server.
+    spinner = subprocess.Popen([str(programs.spin), "--some", "arguments"], stdin=subprocess.DEVNULL)
+    rows: dict[str, list[str]] = {}
+    try:
+        time.sleep(0.2)
+        for kind in (reference, candidate):
+            with start_server(kind, programs.simple) as server:
+                argv = gdb_batch_argv(f"target remote {server.address}", programs.simple,
+                                      ["info os processes", "info os threads", "kill"])
+                run = run_gdb(argv, timeout=60)
+            # The spinner's rows, without the core it happens to run on.
+            rows[kind] = [re.sub(r"\s+[\d,]+\s*$", "", line) for line in run.raw.splitlines()
+                          if re.match(rf"{spinner.pid}\s", line)]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert len(rows[reference]) == 2, rows  # one process, one thread
+    assert rows[candidate] == rows[reference]
+    assert f"{programs.spin} --some arguments" in rows[candidate][0], rows

@@ -1,4 +1,4 @@
-"""qXfer objects: target.xml, auxv, exec-file, the svr4 library list, and the thread list.
+"""qXfer objects: target.xml, auxv, exec-file, the svr4 library list, the thread list, osdata.
 
 Each object is registered once with the qSupported feature it makes true. A document is built when
 a read starts at offset 0 and served in chunks from a per-session cache after that.
@@ -15,6 +15,7 @@ from packets import commands as cmds
 from packets import replies
 
 from .. import thread_names
+from ..osdata import osdata
 from ..process import TargetError, procfs
 from .registry import add_feature, handles
 
@@ -79,6 +80,12 @@ def target_description(session, annex: str) -> bytes:
         raise KeyError(annex)
     # lldb needs the vector encoding spelled out to read the zmm upper halves; gdb ignores it.
     return session.table.target_xml(lldb_attributes=session.profile.name == "lldb").encode()
+
+
+@xfer_object("osdata")
+def os_data(session, annex: str) -> bytes:
+    """The system's processes and threads (gdb's `info os`): no process needed."""
+    return osdata(annex)
 
 
 @xfer_object("auxv")
