@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 @dataclass
 class LaunchSettings:
     env_changes: dict[str, str | None] = field(default_factory=dict)
-    reset_environment: bool = False
     working_dir: str | None = None
     stdio: dict[int, str] = field(default_factory=dict)
     disable_randomization: bool = True
@@ -23,13 +22,14 @@ class LaunchSettings:
         self.env_changes[name.decode(errors="surrogateescape")] = None
 
     def reset(self) -> None:
+        """QEnvironmentReset: back to the environment the server started with (gdb sends it
+        before every run, then the variables the user set or unset)."""
         self.env_changes.clear()
-        self.reset_environment = True
 
     def environment(self, inherit: bool = True) -> dict[str, str]:
         """The program's environment: ours plus the changes (gdb's QEnvironment* semantics), or
         only what the client sent (lldb sends its whole launch environment)."""
-        env = dict(os.environ) if inherit and not self.reset_environment else {}
+        env = dict(os.environ) if inherit else {}
         for name, value in self.env_changes.items():
             if value is None:
                 env.pop(name, None)

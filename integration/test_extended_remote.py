@@ -2,8 +2,7 @@
 and attaches to programs while the server stays up, as with gdbserver.
 
 Each session is run against gdbserver and against gdbstub and the normalised transcripts are
-compared. `set startup-with-shell off`: with it on, gdbserver starts the program through a
-shell, whose environment moves the stack (argv=0x... differs); gdbstub does not use a shell.
+compared.
 """
 
 from __future__ import annotations
@@ -21,13 +20,19 @@ from harness import Programs, gdb_batch_argv, process_state, run_gdb, start_serv
 def extended_session(kind: str, program: Path | None, commands: list[str], *, once: bool = True,
                      file: Path | None = None) -> tuple[str, str]:
     """gdb's normalised output and the server's stderr, for a `--multi` server."""
+    text, stderr, _ = extended_run(kind, commands, once=once, file=file)
+    return text, stderr
+
+
+def extended_run(kind: str, commands: list[str], *, once: bool = True,
+                 file: Path | None = None) -> tuple[str, str, str]:
+    """gdb's normalised output, the server's stderr and what the programs printed."""
     with start_server(kind, None, extra=["--multi"], once=once) as server:
-        argv = gdb_batch_argv(f"target extended-remote {server.address}", file, commands,
-                              before_connect=["set startup-with-shell off"])
+        argv = gdb_batch_argv(f"target extended-remote {server.address}", file, commands)
         run = run_gdb(argv, timeout=60)
         assert not run.timed_out, run.raw
         server.process.wait(timeout=10)  # --once, or `monitor exit`: the server ends
-        return run.text, server.stderr
+        return run.text, server.stderr, server.inferior_output()
 
 
 def test_run_kill_and_run_again_with_new_arguments(reference: str, candidate: str, programs: Programs) -> None:
@@ -70,8 +75,7 @@ def test_the_server_stays_up_for_the_next_client(candidate: str, programs: Progr
     with start_server(candidate, None, extra=["--multi"], once=False) as server:
         for _ in range(2):
             argv = gdb_batch_argv(f"target extended-remote {server.address}", programs.simple,
-                                  [f"set remote exec-file {programs.simple}", "run"],
-                                  before_connect=["set startup-with-shell off"])
+                                  [f"set remote exec-file {programs.simple}", "run"])
             run = run_gdb(argv, timeout=60)
             assert "[Inferior 1 (process <PID>) exited normally]" in run.text, run.raw
             assert server.process.poll() is None, server.stderr
@@ -95,8 +99,7 @@ def test_multi_with_a_program_starts_it_first(reference: str, candidate: str, pr
         with start_server(kind, programs.simple, ["4"], extra=["--multi"]) as server:
             argv = gdb_batch_argv(f"target extended-remote {server.address}", programs.simple,
                                   ["continue", "print $_exitcode", f"set remote exec-file {programs.simple}",
-                                   "run 5", "print $_exitcode", "monitor exit"],
-                                  before_connect=["set startup-with-shell off"])
+                                   "run 5", "print $_exitcode", "monitor exit"])
             run = run_gdb(argv, timeout=60)
             assert not run.timed_out, run.raw
             outputs[kind] = run.text
@@ -137,3 +140,19 @@ def test_info_os_processes_and_threads(reference: str, candidate: str, programs:
     assert len(rows[reference]) == 2, rows  # one process, one thread
     assert rows[candidate] == rows[reference]
     assert f"{programs.spin} --some arguments" in rows[candidate][0], rows
+
+
+def test_the_program_gets_the_server_s_environment_with_the_user_s_changes(reference: str, candidate: str) -> None:
+    # gdb sends QEnvironmentReset before each run: back to the server's own environment (it
+    # once emptied it), then the variables set and unset with `set/unset environment`.
+    env = Path("/usr/bin/env")
+    commands = [f"set remote exec-file {env}", "set environment GDBSTUB_TEST_VAR=one two",
+                "unset environment HOME", "run", "monitor exit"]
+    printed = {}
+    for kind in (reference, candidate):
+        _, _, output = extended_run(kind, commands, file=env)
+        printed[kind] = sorted(line for line in output.splitlines() if not line.startswith("_="))
+    assert printed[candidate] == printed[reference]
+    assert "GDBSTUB_TEST_VAR=one two" in printed[candidate] and any(
+        line.startswith("PATH=") for line in printed[candidate]), printed[candidate]
+    assert not any(line.startswith("HOME=") for line in printed[candidate])
