@@ -33,7 +33,8 @@ Options:
   --debug-format=all|none|timestamp  start each log line with the time (all, timestamp)
   --disable-randomization     run PROG with address-space randomization off (default)
   --no-disable-randomization  keep address-space randomization on
-  --wrapper WRAPPER --        accepted for compatibility; WRAPPER is not used
+  --wrapper WRAPPER --        start every program through WRAPPER (e.g. env VAR=1 --), which
+                              must exec it; the program's first stop is after that exec
   --version         print the version and exit
   --help            print this help and exit
 
@@ -58,6 +59,7 @@ class Options:
     debug_file: str | None = None
     debug_timestamps: bool = False
     disable_randomization: bool = True
+    wrapper: list[str] = field(default_factory=list)
     show_help: bool = False
     show_version: bool = False
     selftest: bool = False
@@ -107,9 +109,13 @@ def parse(argv: list[str]) -> Options:
             pass
         elif arg == "--wrapper":
             try:
-                i = argv.index("--", i + 1)
+                end = argv.index("--", i + 1)
             except ValueError:
                 raise UsageError("--wrapper needs a terminating '--'") from None
+            opts.wrapper = argv[i + 1:end]
+            if not opts.wrapper:
+                raise UsageError("--wrapper needs a command before '--'")
+            i = end
         elif arg.startswith("--") and arg != "--":
             raise UsageError(f"unknown option {arg!r} (see --help)")
         elif arg == "--":

@@ -82,7 +82,8 @@ class Server:
         elif opts.program is not None:
             if opts.disable_randomization:
                 _disable_randomization()
-            started = launch(opts.program, opts.args, protocol_on_stdio=self.comm.kind == "stdio")
+            started = launch(opts.program, opts.args, protocol_on_stdio=self.comm.kind == "stdio",
+                             wrapper=opts.wrapper)
             self._traced(started, launched=True)
             say(f"Process {opts.program} created; pid = {started.pid}")
 
@@ -122,7 +123,7 @@ class Server:
             _disable_randomization()
         started = launch(argv[0], argv[1:], env=settings.environment(inherit_environment),
                          cwd=settings.working_dir, protocol_on_stdio=self.comm.kind == "stdio",
-                         stdio_paths=settings.stdio)
+                         stdio_paths=settings.stdio, wrapper=self.options.wrapper)
         inferior = self._traced(started, launched=True)
         self._last_argv = list(argv)
         say(f"Process {argv[0]} created; pid = {started.pid}")

@@ -156,3 +156,25 @@ def test_the_program_gets_the_server_s_environment_with_the_user_s_changes(refer
     assert "GDBSTUB_TEST_VAR=one two" in printed[candidate] and any(
         line.startswith("PATH=") for line in printed[candidate]), printed[candidate]
     assert not any(line.startswith("HOME=") for line in printed[candidate])
+
+
+@pytest.mark.parametrize("extended", [False, True], ids=["remote", "extended-remote"])
+def test_wrapper_runs_the_program_in_its_environment(reference: str, candidate: str, programs: Programs,
+                                                     extended: bool) -> None:
+    # --wrapper env VAR=VALUE --: every program starts through the wrapper, and its first stop
+    # is the program's own (the wrapper's exec is let through).
+    program = programs.simple
+    commands = ["break main", "continue" if not extended else "run",
+                'print (char *) getenv("GDBSTUB_WRAPPED")', "info inferiors", "kill"]
+    outputs = {}
+    for kind in (reference, candidate):
+        extra = ["--wrapper", "env", "GDBSTUB_WRAPPED=yes", "--"] + (["--multi"] if extended else [])
+        with start_server(kind, None if extended else program, extra=extra) as server:
+            setup = [f"set remote exec-file {program}"] if extended else []
+            target = "extended-remote" if extended else "remote"
+            run = run_gdb(gdb_batch_argv(f"target {target} {server.address}", program, setup + commands),
+                          timeout=60)
+            assert not run.timed_out, run.raw
+            outputs[kind] = run.text
+    assert outputs[candidate] == outputs[reference]
+    assert '"yes"' in outputs[candidate], outputs[candidate]

@@ -101,6 +101,21 @@ def test_missing_program_argument() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("argv,needle", [
+    (["--wrapper", "env", "127.0.0.1:0", "prog"], "--wrapper"),   # no terminating --
+    (["--wrapper", "--", "127.0.0.1:0", "prog"], "--wrapper"),    # no command
+    (["--multi"], "COMM"),
+])
+def test_bad_wrapper_or_multi_is_one_clear_line(argv: list[str], needle: str) -> None:
+    assert_clean_failure(run_stub(*argv), needle)
+
+
+def test_wrapper_that_never_runs_the_program_fails_cleanly(programs: Programs) -> None:
+    # `true` exits without exec'ing the program: a clear error, no process left behind.
+    assert_clean_failure(run_stub("--once", "--wrapper", "true", "--", "127.0.0.1:0", str(programs.simple)),
+                         "simple")
+
+
 def test_port_in_use(programs: Programs) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

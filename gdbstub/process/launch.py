@@ -66,9 +66,12 @@ def _wait(pid: int) -> int:
 
 def launch(program: str, args: list[str], env: dict[str, str] | None = None,
            cwd: str | None = None, protocol_on_stdio: bool = False,
-           stdio_paths: dict[int, str] | None = None) -> Started:
+           stdio_paths: dict[int, str] | None = None, wrapper: list[str] | None = None) -> Started:
     """Start `program`; with `protocol_on_stdio` its stdin is /dev/null and its stdout goes to
-    our stderr, because our stdin/stdout carry the protocol. `stdio_paths` sends fds 0-2 to files."""
+    our stderr, because our stdin/stdout carry the protocol. `stdio_paths` sends fds 0-2 to files.
+    A `wrapper` command (gdbserver's --wrapper) is run with the program and its arguments
+    after its own, and must exec the program: its exec is let through, and the program's is
+    the first stop."""
     if cwd is not None and "/" not in program and os.path.exists(os.path.join(cwd, program)):
         program = os.path.join(cwd, program)
     path = resolve_program(program)
@@ -82,7 +85,8 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
     environ = dict(os.environ if env is None else env)
     # The shell exports PWD on its own; a program asked to start without it must not get it.
     shim = _SHIM if "PWD" in environ else "unset PWD; " + _SHIM
-    argv = ["/bin/sh", "-c", shim, path, *args]
+    argv = ["/bin/sh", "-c", shim, *(wrapper or []), path, *args]
+    execs_to_pass = 1 if wrapper else 0
     old_cwd = None
     if cwd is not None:
         if not os.path.isdir(cwd):
@@ -118,6 +122,10 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
             raise LaunchError(f"{program}: killed by signal {os.WTERMSIG(status)} before exec")
         sig = os.WSTOPSIG(status)
         event = status >> 16
+        if event == pt.PTRACE_EVENT_EXEC and execs_to_pass:
+            execs_to_pass -= 1  # the wrapper's: the program's exec comes next
+            pt.cont(pid, 0)
+            continue
         if event == pt.PTRACE_EVENT_EXEC:
             _finish_exec_syscall(pid)
             break
