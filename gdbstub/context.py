@@ -18,10 +18,11 @@ from .process import Inferior, ProcessSet, RunSettings, StopEvent
 
 class Lifecycle(Protocol):
     def start_program(self, argv: list[str], settings: LaunchSettings,
-                      inherit_environment: bool = True) -> Inferior:
-        """Launch a program (vRun, lldb's A) as a new process of the set."""
+                      inherit_environment: bool = True, alongside: bool = False) -> Inferior:
+        """Launch a program (vRun, lldb's A) as a new process of the set; `alongside`: the
+        processes still alive stay (a multiprocess client), else there must be none."""
 
-    def attach_process(self, pid: int) -> Inferior:
+    def attach_process(self, pid: int, alongside: bool = False) -> Inferior:
         """Attach to a running process (vAttach) as a new process of the set."""
 
     async def restart(self, settings: LaunchSettings) -> Inferior | None:
@@ -30,7 +31,7 @@ class Lifecycle(Protocol):
     def announce_end(self, event: StopEvent) -> None:
         """Say on the server's stderr that a process exited or was killed by a signal."""
 
-    def announce_killed(self) -> None:
+    def announce_killed(self, inferior: Inferior) -> None:
         """The client killed the process: nothing more is said of its end."""
 
     async def detach(self, inferior: Inferior) -> None:

@@ -109,16 +109,18 @@ class Server:
             inferior.go = go
             log.info("Go program (%s): goroutines and runtime signals handled", go.binary.version)
 
-    def _make_room(self) -> None:
-        """One process at a time for now: a new one replaces the last once it is gone."""
+    def _make_room(self, alongside: bool) -> None:
+        """Processes that are gone leave the set. Unless the client can tell processes apart
+        (multiprocess, extended mode), a new one may start only when none is alive."""
         for inferior in self.processes:
-            if inferior.alive:
+            if inferior.alive and not alongside:
                 raise LaunchError("a process is already being debugged; kill or detach it first")
-            self.processes.remove(inferior)
+            if not inferior.alive:
+                self.processes.remove(inferior)
 
     def start_program(self, argv: list[str], settings: LaunchSettings,
-                      inherit_environment: bool = True) -> Inferior:
-        self._make_room()
+                      inherit_environment: bool = True, alongside: bool = False) -> Inferior:
+        self._make_room(alongside)
         if settings.disable_randomization:
             _disable_randomization()
         started = launch(argv[0], argv[1:], env=settings.environment(inherit_environment),
@@ -137,8 +139,10 @@ class Server:
             return None
         return self.start_program(self._last_argv, settings)
 
-    def attach_process(self, pid: int) -> Inferior:
-        self._make_room()
+    def attach_process(self, pid: int, alongside: bool = False) -> Inferior:
+        if self.processes.get(pid) is not None and self.processes.get(pid).alive:
+            raise LaunchError(f"Cannot attach to process {pid}: already being debugged")
+        self._make_room(alongside)
         return self._attach(pid)
 
     def announce_end(self, event: StopEvent) -> None:
@@ -151,9 +155,8 @@ class Server:
             name = signal.Signals(event.signal).name if event.signal in signal.Signals._value2member_map_ else ""
             say(f"\nChild terminated with signal = 0x{event.signal:x} ({name})")
 
-    def announce_killed(self) -> None:
-        if self.inferior is not None:
-            self._end_said.add(self.inferior.pid)
+    def announce_killed(self, inferior: Inferior) -> None:
+        self._end_said.add(inferior.pid)
 
     async def detach(self, inferior: Inferior) -> None:
         if not inferior.alive:

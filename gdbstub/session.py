@@ -94,6 +94,9 @@ class Session:
         self.register_replies: dict[int, tuple[int, object, bytes]] = {}
         # Set by a resume (the threads whose stops are reported first): the reply is the stop.
         self._stop_expected: list[int] | None = None
+        # The process the client works on (Hg pPID.TID, the last stop, the last one started);
+        # None: the one added last.
+        self.selected_pid: int | None = None
 
     # -- facts handlers use --------------------------------------------------------------
     @property
@@ -103,12 +106,17 @@ class Session:
     @property
     def inferior(self) -> Inferior | None:
         """The process the client works on."""
-        return self.context.processes.current
+        processes = self.context.processes
+        if self.selected_pid is not None:
+            selected = processes.get(self.selected_pid)
+            if selected is not None:
+                return selected
+        return processes.current
 
     @property
     def go(self):
         """The Go runtime's view of the process (a goview.GoView), or None."""
-        inferior = self.context.processes.current
+        inferior = self.inferior
         return inferior.go if inferior is not None and inferior.alive else None
 
     @property
@@ -245,7 +253,9 @@ class Session:
             log.debug("waiting for the stop failed: %s", exc)
             await self.send(replies.error(0x01, str(exc), self.state.error_strings))
             return
-        inferior = self.processes.get(event.pid) or self.inferior
+        if event.pid:
+            self.selected_pid = event.pid
+        inferior = self.inferior
         if event.is_exit:
             self.context.lifecycle.announce_end(event)
         elif inferior is not None and inferior.has_thread(event.tid):
@@ -299,17 +309,21 @@ class Session:
                     self._backlog.append(event)  # answered once the program has stopped
 
     # -- threads -------------------------------------------------------------------------
-    def thread_id(self, tid: int) -> cmds.ThreadId:
-        pid = self.inferior.pid if self.inferior is not None else None
+    def thread_id(self, tid: int, pid: int | None = None) -> cmds.ThreadId:
+        if pid is None:
+            owner = self.processes.owner_of(tid) or self.inferior
+            pid = owner.pid if owner is not None else None
         return cmds.ThreadId(pid, tid)
 
-    def format_thread(self, tid: int) -> bytes:
+    def format_thread(self, tid: int, pid: int | None = None) -> bytes:
         multiprocess = self.state.multiprocess and self.profile.multiprocess_ids
-        pid = self.inferior.pid if self.inferior is not None else None
+        if pid is None:
+            owner = self.processes.owner_of(tid) or self.inferior
+            pid = owner.pid if owner is not None else None
         key = (pid, tid, multiprocess)
         text = self._thread_text.get(key)
         if text is None:
-            text = self._thread_text[key] = self.thread_id(tid).format(multiprocess)
+            text = self._thread_text[key] = self.thread_id(tid, pid).format(multiprocess)
         return text
 
     def default_thread(self) -> int:

@@ -77,12 +77,22 @@ def stop_reason(session, cmd) -> bytes:
 
 @handles(cmds.SetThread)
 def set_thread(session, cmd: cmds.SetThread) -> bytes:
-    tid = cmd.thread.tid
-    inferior = session.inferior
+    """Hg/Hc: a thread (pPID.TID), any thread of a process (pPID.0), or every thread."""
+    tid, pid = cmd.thread.tid, cmd.thread.pid
+    if pid not in (None, 0, -1):
+        inferior = session.processes.get(pid)
+        if inferior is None or not inferior.alive:
+            return replies.error(0x01, "no such process", session.state.error_strings)
+    elif tid not in (0, -1):
+        inferior = session.processes.owner_of(tid)
+    else:
+        inferior = session.inferior
     if tid not in (0, -1) and (inferior is None or not inferior.has_thread(tid)):
         return replies.error(0x01, "no such thread", session.state.error_strings)
     if cmd.op == "g":
         session.state.general_thread = tid
+        if inferior is not None:
+            session.selected_pid = inferior.pid
     elif cmd.op == "c":
         session.state.continue_thread = tid
     return replies.OK
@@ -90,7 +100,9 @@ def set_thread(session, cmd: cmds.SetThread) -> bytes:
 
 @handles(cmds.ThreadAlive)
 def thread_alive(session, cmd: cmds.ThreadAlive) -> bytes:
-    inferior = session.inferior
+    pid = cmd.thread.pid
+    inferior = session.processes.get(pid) if pid not in (None, 0, -1) \
+        else session.processes.owner_of(cmd.thread.tid)
     if inferior is not None and inferior.alive and inferior.has_thread(cmd.thread.tid):
         return replies.OK
     return replies.error(0x01, "thread is gone", session.state.error_strings)
@@ -104,10 +116,8 @@ def current_thread(session, cmd) -> bytes:
 
 @handles(cmds.ThreadInfoFirst)
 def thread_info_first(session, cmd) -> bytes:
-    inferior = session.inferior
-    if inferior is None or not inferior.alive:
-        return b"l"
-    session.thread_list_cursor = inferior.thread_ids()
+    """Every thread of every process, in batches."""
+    session.thread_list_cursor = [(p.pid, tid) for p in session.processes.live() for tid in p.thread_ids()]
     return _thread_batch(session)
 
 
@@ -120,12 +130,12 @@ def _thread_batch(session) -> bytes:
     batch, session.thread_list_cursor = session.thread_list_cursor[:200], session.thread_list_cursor[200:]
     if not batch:
         return b"l"
-    return b"m" + b",".join(session.format_thread(t) for t in batch)
+    return b"m" + b",".join(session.format_thread(tid, pid) for pid, tid in batch)
 
 
 @handles(cmds.AttachedQuery)
 def attached(session, cmd) -> bytes:
-    inferior = session.inferior
+    inferior = session.inferior if cmd.pid is None else session.processes.get(cmd.pid)
     if inferior is None:
         return replies.error(0x01, "no process", session.state.error_strings)
     return b"0" if inferior.launched else b"1"
@@ -202,12 +212,13 @@ def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
 
 @handles(cmds.Kill)
 async def kill(session, cmd: cmds.Kill) -> bytes | None:
+    """vKill;PID ends one process; k ends every one, as gdbserver's does."""
     inferior = session.inferior if cmd.pid is None else session.processes.get(cmd.pid)
     if cmd.pid is not None and inferior is None:
         return replies.error(0x01, "no such process", session.state.error_strings)
-    if inferior is not None:
-        await inferior.kill()
-        session.context.lifecycle.announce_killed()
+    for victim in [inferior] if cmd.pid is not None else session.processes.live():
+        await victim.kill()
+        session.context.lifecycle.announce_killed(victim)
     if cmd.pid is not None:
         return replies.OK  # vKill answers; plain k does not (except to lldb)
     if session.profile.reply_to_kill and inferior is not None and inferior.exit_event is not None:
@@ -219,11 +230,9 @@ async def kill(session, cmd: cmds.Kill) -> bytes | None:
 
 @handles(cmds.Detach)
 async def detach(session, cmd: cmds.Detach) -> bytes:
-    inferior = session.inferior
+    inferior = session.inferior if cmd.pid is None else session.processes.get(cmd.pid)
     if inferior is None or not inferior.alive:
-        return replies.error(0x01, "no process", session.state.error_strings)
-    if cmd.pid is not None and cmd.pid != inferior.pid:
-        return replies.error(0x01, "no such process", session.state.error_strings)
+        return replies.error(0x01, "no such process" if cmd.pid else "no process", session.state.error_strings)
     await session.send(replies.OK)
     await session.context.lifecycle.detach(inferior)
     if not session.state.extended and not session.processes.live():

@@ -74,18 +74,21 @@ def startup_with_shell(session, cmd) -> bytes:
 
 def _start(session, argv: list[str] | None, pid: int | None):
     lifecycle = session.context.lifecycle
+    # A multiprocess client in extended mode runs several programs at once (add-inferior).
+    alongside = session.state.multiprocess and session.state.extended
     if pid is not None:
-        inferior = lifecycle.attach_process(pid)
+        inferior = lifecycle.attach_process(pid, alongside)
     else:
-        inferior = lifecycle.start_program(argv, _settings(session),
+        inferior = lifecycle.start_program(argv, _settings(session), alongside=alongside,
                                            inherit_environment=session.profile.launch_inherits_environment)
-    _new_process(session)
+    _new_process(session, inferior.pid)
     return inferior
 
 
-def _new_process(session) -> None:
-    """What the session knew of the old process (documents read, threads selected) is gone."""
+def _new_process(session, pid: int | None) -> None:
+    """The client now works on the new process; documents read of the old one are stale."""
     session.xfer_cache.clear()
+    session.selected_pid = pid
     session.state.general_thread = 0
     session.state.continue_thread = -1
 
@@ -110,11 +113,12 @@ async def restart(session, cmd: lc.Restart) -> bytes | None:
     """gdb's `run` with `set remote run-packet off`. No reply, like gdbserver's: gdb asks `?`."""
     if not session.state.extended:
         return b""
+    inferior = None
     try:
-        await session.context.lifecycle.restart(_settings(session))
+        inferior = await session.context.lifecycle.restart(_settings(session))
     except LaunchError as exc:
         log.warning("restart failed: %s", exc)
-    _new_process(session)
+    _new_process(session, inferior.pid if inferior is not None else None)
     return None
 
 

@@ -72,9 +72,13 @@ def vcont_query(session, cmd) -> bytes:
 
 @handles(cmds.VCont)
 def vcont(session, cmd: cmds.VCont) -> bytes | None:
-    inferior = session.require_resumable()
-    actions: dict[int, Resume] = {}
-    default: Resume | None = None
+    """Each action applies to one thread, every thread of a process (pPID.-1) or every thread
+    (-1, or none named); a thread takes the first action that names it. Only the processes an
+    action names are resumed: gdb resumes one inferior of several (schedule-multiple off)."""
+    processes = session.processes
+    actions: dict[int, dict[int, Resume]] = {}   # pid -> tid -> resume
+    defaults: dict[int, Resume] = {}             # pid -> resume for the rest of its threads
+    everywhere: Resume | None = None
     prefer: list[int] = []
     for action in cmd.actions:
         resume = _to_resume(session, action)
@@ -82,20 +86,31 @@ def vcont(session, cmd: cmds.VCont) -> bytes | None:
             return replies.error(0x01, f"vCont action {action.kind!r} is not supported",
                                  session.state.error_strings)
         thread = action.thread
+        pid = thread.pid if thread is not None and thread.pid not in (None, 0, -1) else None
         if thread is None or thread.tid == -1:
-            if thread is not None and thread.pid not in (None, -1, inferior.pid):
-                continue
-            if default is None:
-                default = resume
+            if pid is None:
+                everywhere = everywhere or resume
+            elif processes.get(pid) is not None:
+                defaults.setdefault(pid, resume)
             continue
         tid = thread.tid if thread.tid != 0 else session.resolve_thread(None)
-        if not inferior.has_thread(tid):
+        owner = processes.get(pid) if pid is not None else processes.owner_of(tid)
+        if owner is None or not owner.has_thread(tid):
             return replies.error(0x01, f"no thread {tid:x}", session.state.error_strings)
-        if tid not in actions:
-            actions[tid] = resume
+        if tid not in actions.setdefault(owner.pid, {}):
+            actions[owner.pid][tid] = resume
             if resume.kind != "continue":
                 prefer.append(tid)
-    _run(session, actions, default, prefer)
+    resumed = False
+    for inferior in processes:
+        default = defaults.get(inferior.pid, everywhere)
+        own = actions.get(inferior.pid, {})
+        if inferior.resumable and (own or default is not None):
+            inferior.resume(own, default)
+            resumed = True
+    if not resumed:
+        raise TargetError("no process")
+    session.expect_stop(prefer)
     return None
 
 

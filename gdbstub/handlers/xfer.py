@@ -104,22 +104,22 @@ def exec_file(session, annex: str) -> bytes:
 
 @xfer_object("threads")
 def threads(session, annex: str) -> bytes:
-    inferior = session.inferior
+    """Every thread of every process."""
     lines = ["<threads>"]
-    if inferior is not None and inferior.alive:
-        go_labels = thread_names.labels(session.inferior)
+    for inferior in session.processes.live():
+        go_labels = thread_names.labels(inferior)
         for tid in inferior.thread_ids():
             comm, core = procfs.thread_name_and_core(inferior.pid, tid)
-            attrs = f'id="{session.format_thread(tid).decode()}"'
+            attrs = f'id="{session.format_thread(tid, inferior.pid).decode()}"'
             if core is not None:
                 attrs += f' core="{core}"'
-            handle = _pthread_handle(session, inferior, tid)
+            handle = _pthread_handle(inferior, tid)
             if handle is not None:
                 attrs += f' handle="{handle}"'
             label = go_labels.get(tid)
             name = label.name if label is not None else (comm or "")
             attrs += f" name={quoteattr(name)}"
-            text = thread_names.thread_text(session.inferior, tid, go_labels)
+            text = thread_names.thread_text(inferior, tid, go_labels)
             if text:
                 lines.append(f"<thread {attrs}>{escape(text)}</thread>")
             else:
@@ -128,7 +128,7 @@ def threads(session, annex: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _pthread_handle(session, inferior, tid: int) -> str | None:
+def _pthread_handle(inferior, tid: int) -> str | None:
     """The thread's pthread_t as gdbserver gives it (its bytes in hex, from libthread_db).
 
     On x86-64 glibc a pthread_t is the address of the thread's control block, which is where
@@ -136,7 +136,7 @@ def _pthread_handle(session, inferior, tid: int) -> str | None:
     Go programs keep their own data there: no handle for them.
     """
     thread = inferior.thread(tid)
-    if session.go is not None or (thread.running and thread.fs_base_seen is None):
+    if inferior.go is not None or (thread.running and thread.fs_base_seen is None):
         return None
     pointer = thread.thread_pointer()
     return pointer.to_bytes(8, "little").hex() if pointer else None

@@ -61,6 +61,13 @@ class ProcessSet:
     def __len__(self) -> int:
         return len(self._processes)
 
+    def owner_of(self, tid: int) -> Inferior | None:
+        """The process a thread belongs to (thread ids are unique across the system)."""
+        for process in self._processes.values():
+            if tid in process.threads or tid == process.pid:
+                return process
+        return None
+
     def live(self) -> list[Inferior]:
         return [p for p in self._processes.values() if p.alive]
 
