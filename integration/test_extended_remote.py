@@ -48,23 +48,28 @@ def test_run_kill_and_run_again_with_new_arguments(reference: str, candidate: st
     assert len(re.findall(r"^Process .*simple created; pid = \d+$", our_log, re.M)) == 3, our_log
 
 
+def attach_session(kind: str, spin: Path, commands_for, file: Path | None = None) -> list[str]:
+    """Run `commands_for(pid)` against a fresh spinning program; gdb's output without the
+    lines that say where the attach found it (that differs from run to run). The program
+    must be left running and untraced (the commands detach it)."""
+    spinner = subprocess.Popen([str(spin)], stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        text, _ = extended_session(kind, None, commands_for(spinner.pid), file=file)
+        assert process_state(spinner.pid) in ("R", "S"), kind
+        assert re.search(r"^TracerPid:\s+0$", Path(f"/proc/{spinner.pid}/status").read_text(), re.M)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    return [line for line in text.splitlines() if not re.search(r"spin\.c|^\d+\s", line)]
+
+
 def test_attach_detach_then_run(reference: str, candidate: str, programs: Programs) -> None:
-    outputs = {}
-    for kind in (reference, candidate):
-        spinner = subprocess.Popen([str(programs.spin)], stdin=subprocess.DEVNULL)
-        try:
-            time.sleep(0.2)
-            commands = [f"attach {spinner.pid}", "info inferiors", "detach", f"file {programs.simple}",
-                        f"set remote exec-file {programs.simple}", "run", "monitor exit"]
-            text, _ = extended_session(kind, None, commands)
-            # Left running and untraced by the detach, and still ours to end.
-            assert process_state(spinner.pid) in ("R", "S"), kind
-            assert re.search(r"^TracerPid:\s+0$", Path(f"/proc/{spinner.pid}/status").read_text(), re.M)
-        finally:
-            spinner.kill()
-            spinner.wait()
-        # Where the attach found the program differs from run to run.
-        outputs[kind] = [line for line in text.splitlines() if not re.search(r"spin\.c|^\d+\s", line)]
+    def commands(pid: int) -> list[str]:
+        return [f"attach {pid}", "info inferiors", "detach", f"file {programs.simple}",
+                f"set remote exec-file {programs.simple}", "run", "monitor exit"]
+
+    outputs = {kind: attach_session(kind, programs.spin, commands) for kind in (reference, candidate)}
     assert outputs[candidate] == outputs[reference]
     assert "[Inferior 1 (process <PID>) detached]" in outputs[candidate], outputs[candidate]
     assert "[Inferior 1 (process <PID>) exited normally]" in outputs[candidate], outputs[candidate]
@@ -198,19 +203,12 @@ def test_two_inferiors_at_once(reference: str, candidate: str, programs: Program
 
 def test_attach_a_second_process_while_the_first_is_stopped(reference: str, candidate: str,
                                                             programs: Programs) -> None:
-    outputs = {}
-    for kind in (reference, candidate):
-        spinner = subprocess.Popen([str(programs.spin)], stdin=subprocess.DEVNULL)
-        try:
-            time.sleep(0.2)
-            commands = [f"set remote exec-file {programs.simple}", "break main", "run",
-                        "add-inferior", "inferior 2", f"attach {spinner.pid}", "info inferiors",
-                        "detach", "inferior 1", "continue", "monitor exit"]
-            text, _ = extended_session(kind, None, commands, file=programs.simple)
-            assert process_state(spinner.pid) in ("R", "S"), kind  # detached, running
-        finally:
-            spinner.kill()
-            spinner.wait()
-        outputs[kind] = [line for line in text.splitlines() if not re.search(r"spin\.c|^\d+\s", line)]
+    def commands(pid: int) -> list[str]:
+        return [f"set remote exec-file {programs.simple}", "break main", "run", "add-inferior",
+                "inferior 2", f"attach {pid}", "info inferiors", "detach", "inferior 1", "continue",
+                "monitor exit"]
+
+    outputs = {kind: attach_session(kind, programs.spin, commands, programs.simple)
+               for kind in (reference, candidate)}
     assert outputs[candidate] == outputs[reference]
     assert "[Inferior 1 (process <PID>) exited normally]" in outputs[candidate], outputs[candidate]
