@@ -741,6 +741,34 @@ async def test_threads_all_stop_at_breakpoints_and_run_to_completion(programs, b
     assert out.read_text() == "total=6000\n"
 
 
+async def test_a_process_exiting_while_it_creates_threads_ends(bins, tmp_path):
+    # exit() kills every thread, the ones being created too. A new thread whose parent dies
+    # before it reports the clone event stops at its exit (PTRACE_EVENT_EXIT) with no event
+    # ever naming its process: left stopped there, it kept the exiting process from ending
+    # (its leader a zombie, the thread in ptrace_stop) and the client waited forever. Each
+    # run gives the race many chances: before the fix, about 8 runs in 10 hung.
+    prog = bins["target_exit_while_cloning"]
+    for attempt in range(10):
+        out = tmp_path / f"out{attempt}"
+        async with debugged(prog.path, ["30", "2"], stdout=out) as inf:
+            inf.resume({}, Resume("continue"))
+            ev = None
+            with trio.move_on_after(10):
+                ev = await inf.wait_for_stop()
+            assert inf.exit_event is not None, [
+                (tid, proc_status_task(inf.pid, tid)["State"]) for tid in tasks_of(inf.pid)]
+            assert (ev.kind, ev.exit_code) == (StopKind.EXITED, 0), ev
+            assert await wait_gone(inf.pid)
+        assert out.read_text() == "exiting\n"
+
+
+def tasks_of(pid: int) -> list[int]:
+    try:
+        return sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return []
+
+
 def proc_status_task(pid: int, tid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/task/{tid}/status") as f:
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)

@@ -18,6 +18,7 @@ import signal
 
 import trio
 
+from . import ptrace_calls as pt
 from .inferior import Inferior
 
 _WALL = 0x40000000
@@ -114,12 +115,31 @@ class Tracer:
             if inferior.owns(tid):
                 inferior.on_status(tid, status)
                 return
-        if os.WIFSTOPPED(status):
+        if os.WIFSTOPPED(status) and status >> 16 == pt.PTRACE_EVENT_EXIT:
+            self._let_unclaimed_thread_exit(tid)
+        elif os.WIFSTOPPED(status):
             # A thread nobody has claimed yet: the clone event that names it is still to come.
             if len(self._unclaimed) >= UNCLAIMED_LIMIT and tid not in self._unclaimed:
                 del self._unclaimed[next(iter(self._unclaimed))]  # never claimed: the oldest goes
             self._unclaimed.setdefault(tid, []).append(status)
-        # Anything else is the end of a thread of a process no longer traced: nothing to do.
+        else:
+            # The end of a thread of a process no longer traced, or of one never claimed: its
+            # tid may be reused from now on, so nothing kept for it may outlive it.
+            self._unclaimed.pop(tid, None)
+
+    def _let_unclaimed_thread_exit(self, tid: int) -> None:
+        """A thread nobody has claimed stops on its way out (PTRACE_EVENT_EXIT). It was
+        killed before it ever ran (exit_group, a fatal signal, another thread's exec) with its
+        parent, which died before reporting the clone event: no event will ever name its
+        process. It runs no more of the program, so it goes on at once (as `_on_exiting` lets
+        a known thread go). Left stopped there, it kept its process from ending: the leader
+        stayed a zombie until this thread was gone, and no exit was ever reported."""
+        self._unclaimed.pop(tid, None)  # stops from before it was killed: stale now
+        try:
+            pt.cont(tid, 0)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
 
     def claim(self, tid: int) -> list[int]:
         """The statuses kept for a new thread, now that a clone event names its process."""
