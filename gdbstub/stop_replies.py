@@ -17,7 +17,9 @@ from . import thread_names
 from .process import StopEvent, StopKind
 
 _TRAP_KINDS = (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT, StopKind.HW_BREAKPOINT,
-               StopKind.TRAP, StopKind.THREAD_CREATED, StopKind.RUNTIME)
+               StopKind.TRAP, StopKind.THREAD_CREATED, StopKind.RUNTIME, StopKind.FORKED,
+               StopKind.VFORKED, StopKind.VFORK_DONE, StopKind.EXECED)
+_FORK_KEYS = {StopKind.FORKED: b"fork", StopKind.VFORKED: b"vfork"}
 _LLDB_REASONS = {
     StopKind.BREAKPOINT: "breakpoint",
     StopKind.HW_BREAKPOINT: "breakpoint",
@@ -81,6 +83,12 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
             pairs.append((b"swbreak", b""))
     elif event.kind == StopKind.THREAD_CREATED:
         pairs.append((b"create", b""))
+    elif event.kind in _FORK_KEYS and event.child_pid is not None:
+        pairs.append((_FORK_KEYS[event.kind], session.format_thread(event.child_pid, event.child_pid)))
+    elif event.kind == StopKind.VFORK_DONE:
+        pairs.append((b"vforkdone", b""))
+    elif event.kind == StopKind.EXECED and event.exec_path is not None:
+        pairs.append((b"exec", event.exec_path.encode(errors="surrogateescape").hex().encode()))
     elif event.kind == StopKind.HW_BREAKPOINT and state.hwbreak:
         pairs.append((b"hwbreak", b""))
     elif event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:

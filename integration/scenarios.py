@@ -157,6 +157,31 @@ SCENARIOS: list[Scenario] = [
     _s("next_over_repeating_signal", "timer_signals",
        "break timer_signals.c:{line:timer_signals.c:spin}", "continue", "next", "info line *$pc",
        "next", "delete", "continue"),
+    # Forks: gdb hears of each (fork-events) and detaches the child it does not follow,
+    # after taking its breakpoints out of the child's copy of the text: the child runs
+    # work(2) untouched and exits 7, which the parent prints.
+    _s("fork_follow_parent", "forks",
+       "break work", "continue", "continue", "info inferiors", "continue", args=("fork",)),
+    _s("fork_follow_child", "forks",
+       "set follow-fork-mode child", "break work", "continue", "continue", "info inferiors",
+       "bt 1", "continue", args=("fork",)),
+    _s("catch_fork", "forks",
+       "catch fork", "continue", "info inferiors", "continue", args=("fork",)),
+    # A vforked child shares the parent's memory until it execs: the parent's breakpoints
+    # stay, and gdb hears when the parent goes on (vforkdone).
+    _s("vfork_then_exec", "forks",
+       "break work", "continue", "continue", "continue", args=("vfork",)),
+    # `next` over vfork following the child: the step ends in the child, which shares the
+    # parent's breakpoints (and memory) until it execs; gdb hears of the exec (exec-events).
+    _s("vfork_follow_child_next", "forks",
+       "break forks.c:{line:forks.c:vfork}", "continue", "set follow-fork-mode child", "next",
+       "next", "info inferiors", "continue", args=("vfork",)),
+    _s("catch_exec", "forks",
+       "set follow-fork-mode child", "catch exec", "continue", "info inferiors", "continue",
+       args=("vfork",)),
+    _s("system_under_catch_vfork", "forks",
+       "catch vfork", "break work", "continue", "continue", "continue", "continue",
+       args=("system",)),
 ]
 
 

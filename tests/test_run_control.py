@@ -320,3 +320,27 @@ def test_a_program_killed_from_outside_while_running_is_reported_killed(programs
         server.stop()
     # gdbserver writes the signal as 'X9', gdbstub as 'X09': the same hex number.
     assert re.fullmatch(rb"X0?9;process:%x" % server.pid, reply), reply
+
+
+def test_a_child_the_client_is_not_told_of_runs_without_the_breakpoints(programs, tmp_path: Path) -> None:
+    # A client that does not take fork events (no fork-events+): the forked child is let go,
+    # with the parent's int3 bytes taken out of its copy of the text first. It calls work(),
+    # where the parent has a breakpoint, and exits 7; left in, the int3 would kill it (SIGTRAP,
+    # an exit status of 133).
+    program = programs.threads.parent / "forks"
+    server = start_server(program, ["fork"], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(b"qSupported:multiprocess+;swbreak+;xmlRegisters=i386")
+        assert client.request(b"QPassSignals:14") == b"OK"  # SIGCHLD, passed as gdb does
+        work = load_base(server.pid, program) + nm_address(program, "work")
+        assert client.request(b"Z0,%x,1" % work) == b"OK"
+        first = client.request(b"vCont;c")   # work(1), in the parent
+        second = client.request(b"vCont;c")  # work(4): the child's work(2) is nobody's stop
+        for stop in (first, second):
+            assert stop.startswith(b"T05") and b"thread:p%x.%x;" % (server.pid, server.pid) in stop, stop
+        assert client.request(b"z0,%x,1" % work) == b"OK"
+        assert client.request(b"vCont;c") == b"W07;process:%x" % server.pid  # the child's own exit
+    finally:
+        client.close()
+        server.stop()

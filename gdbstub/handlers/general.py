@@ -20,6 +20,15 @@ add_feature(Feature("multiprocess+", lambda s: s.profile.multiprocess_ids))
 add_feature(Feature("swbreak+"))
 add_feature(Feature("vContSupported+"))
 add_feature(Feature("native-signals+", lambda s: s.profile.native_signals))
+# Fork and exec stops, when the client offers them (gdb); a child it is not told of is let
+# go, and a process it is not told exec'd goes on in its new program.
+add_feature(Feature("fork-events+", lambda s: _offered(s, "fork-events")))
+add_feature(Feature("vfork-events+", lambda s: _offered(s, "vfork-events")))
+add_feature(Feature("exec-events+", lambda s: _offered(s, "exec-events")))
+
+
+def _offered(session, feature: str) -> bool:
+    return session.profile.name == "gdb" and session.state.features.get(feature) is True
 
 
 @handles(cmds.SupportedQuery)
@@ -37,6 +46,10 @@ def supported(session, cmd: cmds.SupportedQuery) -> bytes:
     state.swbreak = cmd.features.get("swbreak") is True
     state.hwbreak = cmd.features.get("hwbreak") is True
     state.builtin_registers = session.profile is profiles.GDB and "xmlRegisters" not in cmd.features
+    settings = session.context.run_settings
+    settings.report_fork_events = _offered(session, "fork-events")
+    settings.report_vfork_events = _offered(session, "vfork-events")
+    settings.report_exec_events = _offered(session, "exec-events")
     names = [f"PacketSize={PACKET_SIZE:x}", *supported_features(session)]
     return ";".join(names).encode()
 

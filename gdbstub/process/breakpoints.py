@@ -79,6 +79,14 @@ class SoftwareBreakpoints:
         self._client.clear()
         self._internal.clear()
 
+    def copy_for(self, memory: ProcessMemory) -> SoftwareBreakpoints:
+        """The same breakpoints in a forked child's memory (which holds the same int3 bytes)."""
+        twin = SoftwareBreakpoints(memory)
+        twin._saved = dict(self._saved)
+        twin._client = set(self._client)
+        twin._internal = set(self._internal)
+        return twin
+
     def forget_all(self) -> None:
         """After exec the old text is gone: nothing to restore."""
         self._saved.clear()

@@ -19,6 +19,10 @@ class StopKind(enum.Enum):
     INITIAL = "initial"          # the stop right after launch or attach
     TRAP = "trap"                # a SIGTRAP with no breakpoint of ours behind it (int3 in the program)
     RUNTIME = "runtime"          # an internal breakpoint the server reports (a Go fatal panic)
+    FORKED = "fork"              # the thread forked (child_pid); the child is held stopped
+    VFORKED = "vfork"            # the same for vfork: the parent waits until the child execs or exits
+    VFORK_DONE = "vfork-done"    # a vfork parent goes on: its child exec'd or exited
+    EXECED = "exec"              # the process exec'd a new program (exec_path)
     THREAD_CREATED = "thread-created"  # a new thread's first stop (only when asked for)
     THREAD_EXITED = "thread-exited"    # a thread (not the whole process) exited (only when asked for)
     NO_RESUMED = "no-resumed"          # nothing is left running that could ever stop
@@ -36,6 +40,8 @@ class StopEvent:
     watch_type: str | None = None  # 'watch', 'rwatch', 'awatch'
     watch_slot: int | None = None
     description: str | None = None  # what a RUNTIME stop means, for the user
+    child_pid: int | None = None    # the new process of a FORKED or VFORKED stop
+    exec_path: str | None = None    # the program an EXECED process now runs
     # A BREAKPOINT stop whose PC was put back just past the int3, once, when it was first
     # reported (for a client that rewinds it itself). A fact about the thread from then on:
     # later replies describe it, whatever the client negotiates afterwards.

@@ -23,6 +23,7 @@ from .allstop import SPINS, AllStop, log
 from .breakpoints import SoftwareBreakpoints
 from .debugregs import DebugRegisters
 from .events import StopEvent, StopKind
+from .forks import ForkHandling
 from .hardware import HardwareBreakpoints
 from .launch import Started
 from .memory import ProcessMemory
@@ -39,7 +40,7 @@ class TargetError(Exception):
     """A request the process cannot honour right now; the message is for the client."""
 
 
-class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
+class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, ForkHandling):
     def __init__(self, started: Started, launched: bool, use_xstate: bool,
                  settings: RunSettings | None = None) -> None:
         self.pid = started.pid
@@ -96,6 +97,12 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
         # Resumed by the client since its last reported stop: in a set of processes only those
         # may answer a resume (a held process keeps even its exit until it is resumed).
         self.client_resumed = False
+        # Forks: the process set adds a child (on_fork) and drops one let go (on_released).
+        # A vfork child shares its parent's memory until it execs or exits.
+        self.on_fork: Callable | None = None
+        self.on_released: Callable | None = None
+        self.shares_memory = False
+        self.let_go_at_first_stop = False
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -386,7 +393,18 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints):
             self._clear_debug_registers()
 
     def cleanup_before_release(self) -> None:
-        """Restore the program's bytes and debug registers before letting it go."""
+        """Restore the program's bytes and debug registers before letting it go (a vfork
+        child's memory is its parent's: the parent's breakpoints stay)."""
         if self.exit_event is None:
-            self.breakpoints.remove_all()
+            self.let_go_of_breakpoints()
             self._clear_debug_registers()
+
+    def let_go_of_breakpoints(self) -> None:
+        """Put the original bytes back, unless the memory is a vfork parent's (shared, with
+        one breakpoint table): then the parent's breakpoints stay, and this process drops
+        its hold on them."""
+        if self.shares_memory:
+            self.breakpoints = SoftwareBreakpoints(self.memory)
+            self.shares_memory = False
+        else:
+            self.breakpoints.remove_all()

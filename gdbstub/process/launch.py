@@ -20,6 +20,11 @@ from . import ptrace_calls as pt
 
 _SHIM = 'kill -STOP $$; exec "$0" "$@"'
 _WAIT_ALL = 0x40000000  # __WALL
+# New threads, forked and vforked children are traced from their first instruction (a child
+# the client does not want is detached at its first stop, without the parent's int3 bytes).
+TRACE_OPTIONS = (pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACEVFORK
+                 | pt.PTRACE_O_TRACEVFORKDONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_TRACESYSGOOD
+                 | pt.PTRACE_O_TRACEEXIT)
 # How long attaching waits for each thread's stop before going on without it.
 ATTACH_STOP_TIMEOUT = 5.0
 
@@ -104,8 +109,7 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
     if not os.WIFSTOPPED(status):
         raise LaunchError(f"{program}: the launcher shell ended early (status {status:#x})")
     try:
-        pt.seize(pid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_EXITKILL
-                 | pt.PTRACE_O_TRACESYSGOOD | pt.PTRACE_O_TRACEEXIT)
+        pt.seize(pid, TRACE_OPTIONS | pt.PTRACE_O_EXITKILL)
     except pt.PtraceError as exc:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -169,7 +173,7 @@ def attach(pid: int) -> Started:
             break
         for tid in new:
             try:
-                pt.seize(tid, pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_TRACEEXIT)
+                pt.seize(tid, TRACE_OPTIONS)
                 pt.interrupt(tid)
             except pt.PtraceError as exc:
                 if exc.errno == errno.ESRCH and tid != pid:

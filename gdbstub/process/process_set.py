@@ -38,13 +38,26 @@ class ProcessSet:
         self.adopt(inferior)
         return inferior
 
-    def adopt(self, inferior: Inferior) -> None:
+    def adopt(self, inferior: Inferior, make_current: bool = True) -> None:
         if inferior.pid in self._processes and self._processes[inferior.pid].alive:
             raise TargetError(f"process {inferior.pid} is already traced")
         self._processes[inferior.pid] = inferior
         self.tracer.route_to(inferior)
         inferior.on_change = self._notify
-        self.current = inferior
+        inferior.on_fork = self._add_fork_child
+        inferior.on_released = self.remove
+        if make_current:
+            self.current = inferior
+
+    def _add_fork_child(self, parent: Inferior, child_pid: int, vfork: bool, held: bool) -> None:
+        """A process just forked: traced from its first stop, held for the client or let go."""
+        started = Started(pid=child_pid, tids=[child_pid], executable=parent.executable)
+        child = Inferior(started, launched=parent.launched, use_xstate=self.use_xstate,
+                         settings=parent.settings)
+        child.become_fork_child_of(parent, vfork, held)
+        self.adopt(child, make_current=False)
+        for status in self.tracer.claim(child_pid):  # its first stop came before the fork event
+            child.on_status(child_pid, status)
 
     def remove(self, inferior: Inferior) -> None:
         if self._processes.get(inferior.pid) is inferior:

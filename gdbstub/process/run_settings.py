@@ -19,3 +19,9 @@ class RunSettings:
     program_signals: frozenset[int] | None = None
     # Report thread creation and exit as stops (QThreadEvents).
     report_thread_events: bool = False
+    # Report forks and vforks (and a vfork parent going on) as stops, the child held for the
+    # client (it offered fork-events+, vfork-events+); otherwise children are let go.
+    report_fork_events: bool = False
+    report_vfork_events: bool = False
+    # Report an exec as a stop (exec-events+); otherwise the process goes on in its new program.
+    report_exec_events: bool = False

@@ -17,6 +17,7 @@ import trio
 
 from . import procfs
 from . import ptrace_calls as pt
+from .breakpoints import SoftwareBreakpoints
 from .events import StopEvent, StopKind
 from .threads import Resume, Thread
 
@@ -114,6 +115,12 @@ class StatusHandling:
         if event == pt.PTRACE_EVENT_CLONE:
             self._on_clone(thread)
             return
+        if event in (pt.PTRACE_EVENT_FORK, pt.PTRACE_EVENT_VFORK):
+            self._on_fork(thread, vfork=event == pt.PTRACE_EVENT_VFORK)
+            return
+        if event == pt.PTRACE_EVENT_VFORK_DONE:
+            self._on_vfork_done(thread)
+            return
         if event == pt.PTRACE_EVENT_EXEC:
             self._on_exec(thread)
             return
@@ -179,10 +186,17 @@ class StatusHandling:
         leader.running = False
         leader.fs_base_seen = None  # a new program, a new thread control block
         self.memory.reopen()
-        self.breakpoints.forget_all()
+        if self.shares_memory:  # a vfork child: its own address space from now on
+            self.breakpoints = SoftwareBreakpoints(self.memory)
+            self.shares_memory = False
+        else:
+            self.breakpoints.forget_all()
         self._stepping_over.clear()  # the old text, and the byte to put back, are gone
         self._run_after_step_over = []
         self.executable = os.readlink(f"/proc/{self.pid}/exe")
+        if self.settings.report_exec_events:
+            leader.pending = StopEvent(StopKind.EXECED, self.pid, signal.SIGTRAP, exec_path=self.executable)
+            return
         self._resume_quietly(leader)
 
     def _on_ptrace_stop(self, thread: Thread, sig: int) -> None:
@@ -190,9 +204,12 @@ class StatusHandling:
             thread.awaiting_first_stop = False
             # An interrupt sent before this first stop is absorbed by it.
             thread.interrupt_sent = False
+            if self.let_go_at_first_stop:
+                self._let_fork_child_go(thread)
+                return
             for hook in self.on_new_thread:
                 hook(thread)
-            if self.settings.report_thread_events:
+            if self.settings.report_thread_events and thread.tid != self.pid:
                 thread.pending = StopEvent(StopKind.THREAD_CREATED, thread.tid, signal.SIGTRAP)
                 return
             if self._stopping_all():
