@@ -18,7 +18,9 @@ from .process import StopEvent, StopKind
 
 _TRAP_KINDS = (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT, StopKind.HW_BREAKPOINT,
                StopKind.TRAP, StopKind.THREAD_CREATED, StopKind.RUNTIME, StopKind.FORKED,
-               StopKind.VFORKED, StopKind.VFORK_DONE, StopKind.EXECED)
+               StopKind.VFORKED, StopKind.VFORK_DONE, StopKind.EXECED, StopKind.SYSCALL_ENTRY,
+               StopKind.SYSCALL_RETURN)
+_SYSCALL_KEYS = {StopKind.SYSCALL_ENTRY: b"syscall_entry", StopKind.SYSCALL_RETURN: b"syscall_return"}
 _FORK_KEYS = {StopKind.FORKED: b"fork", StopKind.VFORKED: b"vfork"}
 _LLDB_REASONS = {
     StopKind.BREAKPOINT: "breakpoint",
@@ -87,6 +89,8 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
         pairs.append((_FORK_KEYS[event.kind], session.format_thread(event.child_pid, event.child_pid)))
     elif event.kind == StopKind.VFORK_DONE:
         pairs.append((b"vforkdone", b""))
+    elif event.kind in _SYSCALL_KEYS and event.syscall is not None:
+        pairs.append((_SYSCALL_KEYS[event.kind], b"%x" % event.syscall))
     elif event.kind == StopKind.EXECED and event.exec_path is not None:
         pairs.append((b"exec", event.exec_path.encode(errors="surrogateescape").hex().encode()))
     elif event.kind == StopKind.HW_BREAKPOINT and state.hwbreak:

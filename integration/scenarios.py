@@ -179,6 +179,12 @@ SCENARIOS: list[Scenario] = [
     _s("catch_exec", "forks",
        "set follow-fork-mode child", "catch exec", "continue", "info inferiors", "continue",
        args=("vfork",)),
+    # catch syscall: the entry and the return of each write stop; other calls do not.
+    _s("catch_syscall_write", "simple",
+       "catch syscall write", "continue", "bt 1", "continue", "delete", "continue"),
+    _s("catch_syscall_group_process", "forks",
+       "catch syscall group:process", "continue", "continue", "continue", "continue",
+       args=("fork",)),
     _s("system_under_catch_vfork", "forks",
        "catch vfork", "break work", "continue", "continue", "continue", "continue",
        args=("system",)),

@@ -212,3 +212,22 @@ def test_attach_a_second_process_while_the_first_is_stopped(reference: str, cand
                for kind in (reference, candidate)}
     assert outputs[candidate] == outputs[reference]
     assert "[Inferior 1 (process <PID>) exited normally]" in outputs[candidate], outputs[candidate]
+
+
+@pytest.mark.parametrize("shell", ["on", "off"])
+def test_start_in_a_working_directory_with_or_without_a_shell(reference: str, candidate: str,
+                                                                programs: Programs, tmp_path: Path,
+                                                                shell: str) -> None:
+    # gdb's `set cwd` (QSetWorkingDir) and `start` (a temporary breakpoint on main, then run),
+    # with gdb's startup-with-shell either way (QStartupWithShell).
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    commands = [f"set startup-with-shell {shell}", f"set cwd {workdir}",
+                f"set remote exec-file {programs.simple}", "start", "next",
+                "print (char *) getcwd(0, 0)", "kill", "monitor exit"]
+    outputs = {}
+    for kind in (reference, candidate):
+        outputs[kind], _ = extended_session(kind, None, commands, file=programs.simple)
+    assert outputs[candidate] == outputs[reference]
+    assert f'"{workdir}"' in outputs[candidate], outputs[candidate]
+    assert "Temporary breakpoint 1, main" in outputs[candidate], outputs[candidate]

@@ -69,6 +69,7 @@ from .query_commands import (  # noqa: F401  (re-exported)
     XferWrite,
 )
 from .run_commands import (  # noqa: F401  (re-exported)
+    CatchSyscalls,
     Continue,
     ContinueWithSignal,
     CurrentThreadQuery,
@@ -93,6 +94,7 @@ from .run_commands import (  # noqa: F401  (re-exported)
 
 __all__ = [
     "AttachedQuery",
+    "CatchSyscalls",
     "Command",
     "Continue",
     "ContinueWithSignal",

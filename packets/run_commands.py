@@ -148,6 +148,13 @@ class Kill(Command):
 
 
 @dataclass(frozen=True)
+class CatchSyscalls(Command):
+    """``QCatchSyscalls:0`` (none), ``:1`` (every one) or ``:1;<hex nr>...``."""
+
+    numbers: frozenset[int] | None
+
+
+@dataclass(frozen=True)
 class Detach(Command):
     """``D`` or ``D;<pid>``."""
 
@@ -259,6 +266,17 @@ def _parse_pass_signals(rest: bytes) -> Command:
 @register(b"QProgramSignals:")
 def _parse_program_signals(rest: bytes) -> Command:
     return ProgramSignals(signal_list(rest))
+
+
+@register(b"QCatchSyscalls:")
+def _parse_catch_syscalls(rest: bytes) -> Command:
+    if rest == b"0":
+        return CatchSyscalls(None)
+    if rest == b"1":
+        return CatchSyscalls(frozenset())
+    if rest.startswith(b"1;"):
+        return CatchSyscalls(frozenset(parse_hex(n, "system call number") for n in rest[2:].split(b";")))
+    raise MalformedCommand("QCatchSyscalls: expected 0, 1 or 1;NUMBER...")
 
 
 @register(b"k")

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from packets.commands import (
+    CatchSyscalls,
     AttachedQuery,
     Command,
     Continue,
@@ -252,6 +253,10 @@ CASES: list[tuple[bytes, Command]] = [
     (b"QNonStop:1", NonStop(True)),  # gdb
     (b"QThreadEvents:1", ThreadEvents(True)),
     (b"QThreadEvents:0", ThreadEvents(False)),
+    (b"QCatchSyscalls:1;1", CatchSyscalls(frozenset({1}))),  # gdb: catch syscall write
+    (b"QCatchSyscalls:1;3c;e7", CatchSyscalls(frozenset({0x3C, 0xE7}))),
+    (b"QCatchSyscalls:1", CatchSyscalls(frozenset())),  # catch syscall (every one)
+    (b"QCatchSyscalls:0", CatchSyscalls(None)),
 ]
 
 
@@ -269,7 +274,6 @@ UNKNOWN = [
     b"qTfV",  # gdb trace state variables
     b"qTsV",
     b"qTfP",
-    b"QCatchSyscalls:1;1",  # gdb
     b"QPassSignalsExtra:1",
     b"vStopped",  # gdb non-stop
     b"vCont",
@@ -292,6 +296,9 @@ def test_unknown_commands(payload: bytes) -> None:
 
 
 MALFORMED = [
+    b"QCatchSyscalls:2",
+    b"QCatchSyscalls:1;zz",
+    b"QCatchSyscalls:",
     b"mxyz,1",
     b"m1000",
     b"m1000,",
@@ -544,7 +551,7 @@ CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "notes" / "captures"
 # Packets the captured clients sent that this module does not parse (the session answers them
 # from other modules or with an empty reply).
 # Packets real clients send that gdbstub does not implement (answered with an empty reply).
-NOT_PARSED_HERE = re.compile(rb"^(qT[fs][VP]|QCatchSyscalls:|vStopped|qStructuredDataPlugins)")
+NOT_PARSED_HERE = re.compile(rb"^(qT[fs][VP]|vStopped|qStructuredDataPlugins)")
 
 
 CUT_AT = 158

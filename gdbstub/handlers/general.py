@@ -209,6 +209,13 @@ def thread_events(session, cmd: cmds.ThreadEvents) -> bytes:
     return replies.OK
 
 
+@handles(cmds.CatchSyscalls, features=(Feature("QCatchSyscalls+", lambda s: s.profile.name == "gdb"),))
+def catch_syscalls(session, cmd: cmds.CatchSyscalls) -> bytes:
+    """gdb's `catch syscall`: the entry and return of these system calls stop the thread."""
+    session.context.run_settings.catch_syscalls = cmd.numbers
+    return replies.OK
+
+
 @handles(cmds.ThreadExtraInfo)
 def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
     inferior = session.require_inferior()

@@ -23,6 +23,8 @@ class StopKind(enum.Enum):
     VFORKED = "vfork"            # the same for vfork: the parent waits until the child execs or exits
     VFORK_DONE = "vfork-done"    # a vfork parent goes on: its child exec'd or exited
     EXECED = "exec"              # the process exec'd a new program (exec_path)
+    SYSCALL_ENTRY = "syscall-entry"    # the thread enters a caught system call (syscall)
+    SYSCALL_RETURN = "syscall-return"  # the thread returns from one
     THREAD_CREATED = "thread-created"  # a new thread's first stop (only when asked for)
     THREAD_EXITED = "thread-exited"    # a thread (not the whole process) exited (only when asked for)
     NO_RESUMED = "no-resumed"          # nothing is left running that could ever stop
@@ -42,6 +44,7 @@ class StopEvent:
     description: str | None = None  # what a RUNTIME stop means, for the user
     child_pid: int | None = None    # the new process of a FORKED or VFORKED stop
     exec_path: str | None = None    # the program an EXECED process now runs
+    syscall: int | None = None      # the system call's number of a SYSCALL_* stop
     # A BREAKPOINT stop whose PC was put back just past the int3, once, when it was first
     # reported (for a client that rewinds it itself). A fact about the thread from then on:
     # later replies describe it, whatever the client negotiates afterwards.

@@ -101,7 +101,21 @@ PTRACE_SYSCALL = 24
 
 
 def syscall(tid: int, sig: int = 0) -> None:
-    _call(PTRACE_SYSCALL, tid, 0, sig)
+    _fast(PTRACE_SYSCALL, tid, 0, sig)
+
+
+PTRACE_GET_SYSCALL_INFO = 0x420E
+SYSCALL_INFO_ENTRY = 1
+SYSCALL_INFO_EXIT = 2
+
+
+def syscall_stop_kind(tid: int) -> int:
+    """At a syscall stop: SYSCALL_INFO_ENTRY or SYSCALL_INFO_EXIT. The kernel says which
+    (Linux 5.3), so a thread that was inside a blocking call when the catching began is not
+    taken to be entering one."""
+    buf = ctypes.create_string_buffer(88)
+    _fast(PTRACE_GET_SYSCALL_INFO, tid, ctypes.sizeof(buf), ctypes.addressof(buf))
+    return buf.raw[0]
 
 
 def listen(tid: int) -> None:

@@ -25,3 +25,6 @@ class RunSettings:
     report_vfork_events: bool = False
     # Report an exec as a stop (exec-events+); otherwise the process goes on in its new program.
     report_exec_events: bool = False
+    # System calls whose entry and return stop the thread (QCatchSyscalls): None for none,
+    # an empty set for every one.
+    catch_syscalls: frozenset[int] | None = None

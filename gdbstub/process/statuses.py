@@ -133,6 +133,9 @@ class StatusHandling:
         if event:
             self._resume_quietly(thread)
             return
+        if sig == signal.SIGTRAP | 0x80:  # a syscall stop (PTRACE_O_TRACESYSGOOD)
+            self._on_syscall_stop(thread)
+            return
         if sig == thread.injected_signal:
             thread.injected_signal = 0
             self._resume_quietly(thread, sig)  # the signal the client asked to deliver
@@ -148,6 +151,17 @@ class StatusHandling:
             self._resume_quietly(thread, sig)
             return
         thread.pending = StopEvent(StopKind.SIGNAL, tid, sig)
+
+    def _on_syscall_stop(self, thread: Thread) -> None:
+        caught = self.settings.catch_syscalls
+        if caught is not None:
+            kind = pt.syscall_stop_kind(thread.tid)
+            number = thread.orig_rax()
+            if kind in (pt.SYSCALL_INFO_ENTRY, pt.SYSCALL_INFO_EXIT) and (not caught or number in caught):
+                stop = StopKind.SYSCALL_ENTRY if kind == pt.SYSCALL_INFO_ENTRY else StopKind.SYSCALL_RETURN
+                thread.pending = StopEvent(stop, thread.tid, signal.SIGTRAP, syscall=number)
+                return
+        self._resume_quietly(thread)
 
     def _on_clone(self, parent: Thread) -> None:
         new_tid = pt.event_message(parent.tid)
@@ -312,7 +326,9 @@ class StatusHandling:
         a thread that vanished meanwhile is left to its exit status."""
         thread.invalidate()
         try:
-            if kind == "continue":
+            if kind == "continue" and self.settings.catch_syscalls is not None:
+                pt.syscall(thread.tid, sig)  # stops at every system call's entry and return
+            elif kind == "continue":
                 pt.cont(thread.tid, sig)
             else:
                 pt.singlestep(thread.tid, sig)
