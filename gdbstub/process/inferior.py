@@ -4,14 +4,12 @@ Wait statuses arrive from the tracer's waitpid pump and park reportable events o
 (statuses.py). `wait_for_stop` then stops every other thread, collects their stops (keeping any
 event they hit meanwhile for a later report) and returns one event of a thread the client
 resumed. Nothing here knows about RSP. Wait statuses (statuses.py), stopping every thread
-(allstop.py), stepping over the server's own breakpoints (stepover.py) and the debug registers
-(hardware.py) are mixins.
+(allstop.py), stepping over the server's own breakpoints (stepover.py), the debug registers
+(hardware.py), forked children (forks.py) and ending (ending.py) are mixins.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import signal
 from collections.abc import Callable, Iterable
 
@@ -22,6 +20,7 @@ from . import ptrace_calls as pt
 from .allstop import SPINS, AllStop, log
 from .breakpoints import SoftwareBreakpoints
 from .debugregs import DebugRegisters
+from .ending import Ending
 from .events import StopEvent, StopKind
 from .forks import ForkHandling
 from .hardware import HardwareBreakpoints
@@ -33,14 +32,11 @@ from .stepover import InternalStepOver
 from .threads import Resume, Thread, ThreadRegisters
 
 
-_WALL = 0x40000000  # waitpid: any child, clone or not (threads)
-
-
 class TargetError(Exception):
     """A request the process cannot honour right now; the message is for the client."""
 
 
-class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, ForkHandling):
+class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, ForkHandling, Ending):
     def __init__(self, started: Started, launched: bool, use_xstate: bool,
                  settings: RunSettings | None = None) -> None:
         self.pid = started.pid
@@ -339,72 +335,3 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, F
         live = self.thread_ids()
         tid = prefer[0] if prefer and prefer[0] in live else min(live)
         return StopEvent(StopKind.INTERRUPTED, tid, signal.SIGINT)
-
-    # -- ending --------------------------------------------------------------------------
-    async def kill(self) -> None:
-        if self.exit_event is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            with trio.move_on_after(10):
-                while self.exit_event is None:
-                    await self._changed.wait()
-        self.exit_reported = True
-
-    async def detach(self) -> None:
-        """Remove every trace of the debugger and let the process run on."""
-        if self.exit_event is not None:
-            return
-        await self.stop_all()
-        self.cleanup_before_release()
-        for thread in list(self.threads.values()):
-            sig = 0
-            if thread.pending is not None and thread.pending.kind == StopKind.SIGNAL:
-                sig = thread.pending.signal
-            if thread.step_trap_queued and not self._take_queued_step_trap(thread):
-                continue  # gone meanwhile
-            try:
-                pt.detach(thread.tid, sig)
-            except pt.PtraceError as exc:
-                if exc.errno not in (errno.ESRCH,):
-                    raise
-        self.threads.clear()
-        self.memory.close()
-        self.exit_event = StopEvent(StopKind.EXITED, self.pid)  # gone from our point of view
-        self.exit_reported = True
-
-    def _take_queued_step_trap(self, thread: Thread) -> bool:
-        """Let a step's queued SIGTRAP (see `Thread.step_trap_queued`) be delivered to us
-        before detaching: left queued, it would kill the program once nobody traces it. The
-        thread takes it before running any instruction. False if the thread is gone."""
-        thread.step_trap_queued = False
-        try:
-            pt.cont(thread.tid, 0)
-            _, status = os.waitpid(thread.tid, _WALL)  # at once: the signal is already queued
-        except (pt.PtraceError, ChildProcessError):
-            return False
-        return os.WIFSTOPPED(status)
-
-    def forget_client(self) -> None:
-        """The client left: take out what it set (breakpoints, debug registers); ours stay."""
-        if self.exit_event is None:
-            self.breakpoints.remove_client()
-            self._clear_debug_registers()
-
-    def cleanup_before_release(self) -> None:
-        """Restore the program's bytes and debug registers before letting it go (a vfork
-        child's memory is its parent's: the parent's breakpoints stay)."""
-        if self.exit_event is None:
-            self.let_go_of_breakpoints()
-            self._clear_debug_registers()
-
-    def let_go_of_breakpoints(self) -> None:
-        """Put the original bytes back, unless the memory is a vfork parent's (shared, with
-        one breakpoint table): then the parent's breakpoints stay, and this process drops
-        its hold on them."""
-        if self.shares_memory:
-            self.breakpoints = SoftwareBreakpoints(self.memory)
-            self.shares_memory = False
-        else:
-            self.breakpoints.remove_all()

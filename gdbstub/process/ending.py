@@ -1,0 +1,91 @@
+"""Ending the debugging of a process: killing it, detaching from it (leaving no int3 byte,
+debug register or queued trap behind), and taking out what a departed client set.
+
+A mixin of `Inferior` (which provides `pid`, `threads`, `exit_event`, `memory`,
+`breakpoints`, `stop_all` and the hardware and status-handling methods).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+import trio
+
+from . import ptrace_calls as pt
+from .breakpoints import SoftwareBreakpoints
+from .events import StopEvent, StopKind
+from .threads import Thread
+
+_WALL = 0x40000000  # waitpid: any child, clone or not (threads)
+
+
+class Ending:
+    async def kill(self) -> None:
+        if self.exit_event is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            with trio.move_on_after(10):
+                while self.exit_event is None:
+                    await self._changed.wait()
+        self.exit_reported = True
+
+    async def detach(self) -> None:
+        """Remove every trace of the debugger and let the process run on."""
+        if self.exit_event is not None:
+            return
+        await self.stop_all()
+        self.cleanup_before_release()
+        for thread in list(self.threads.values()):
+            sig = 0
+            if thread.pending is not None and thread.pending.kind == StopKind.SIGNAL:
+                sig = thread.pending.signal
+            if thread.step_trap_queued and not self._take_queued_step_trap(thread):
+                continue  # gone meanwhile
+            try:
+                pt.detach(thread.tid, sig)
+            except pt.PtraceError as exc:
+                if exc.errno not in (errno.ESRCH,):
+                    raise
+        self.threads.clear()
+        self.memory.close()
+        self.exit_event = StopEvent(StopKind.EXITED, self.pid)  # gone from our point of view
+        self.exit_reported = True
+
+    def _take_queued_step_trap(self, thread: Thread) -> bool:
+        """Let a step's queued SIGTRAP (see `Thread.step_trap_queued`) be delivered to us
+        before detaching: left queued, it would kill the program once nobody traces it. The
+        thread takes it before running any instruction. False if the thread is gone."""
+        thread.step_trap_queued = False
+        try:
+            pt.cont(thread.tid, 0)
+            _, status = os.waitpid(thread.tid, _WALL)  # at once: the signal is already queued
+        except (pt.PtraceError, ChildProcessError):
+            return False
+        return os.WIFSTOPPED(status)
+
+    def forget_client(self) -> None:
+        """The client left: take out what it set (breakpoints, debug registers); ours stay."""
+        if self.exit_event is None:
+            self.breakpoints.remove_client()
+            self._clear_debug_registers()
+
+    def cleanup_before_release(self) -> None:
+        """Restore the program's bytes and debug registers before letting it go (a vfork
+        child's memory is its parent's: the parent's breakpoints stay)."""
+        if self.exit_event is None:
+            self.let_go_of_breakpoints()
+            self._clear_debug_registers()
+
+    def let_go_of_breakpoints(self) -> None:
+        """Put the original bytes back, unless the memory is a vfork parent's (shared, with
+        one breakpoint table): then the parent's breakpoints stay, and this process drops
+        its hold on them."""
+        if self.shares_memory:
+            self.breakpoints = SoftwareBreakpoints(self.memory)
+            self.shares_memory = False
+        else:
+            self.breakpoints.remove_all()
