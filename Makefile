@@ -91,8 +91,9 @@ soak: setup
 # GDB's testsuite (the installed gdb's Debian source, dejagnu) run with gdbserver and with
 # gdbstub; set up in .conformance/ on first use. Lists: integration/conformance/*.txt.
 CONFORMANCE ?= quick
+CONFORMANCE_BOARD ?= native-gdbserver
 conformance: setup
-	$(VPY) integration/conformance/run.py --list $(CONFORMANCE)
+	$(VPY) integration/conformance/run.py --list $(CONFORMANCE) --board $(CONFORMANCE_BOARD)
 
 FUZZ_PACKETS ?= 100000
 fuzz: setup

@@ -54,3 +54,6 @@ class ServerContext:
     lifecycle: Lifecycle
     # The program named on the command line: what an empty vRun runs.
     default_program: str | None
+    # gdbserver's libthread-db-search-path (monitor set libthread-db-search-path): thread-local
+    # addresses are worked out only while a libthread_db could be found along it, as there.
+    thread_db_search_path: str = "$pdir:$sdir"

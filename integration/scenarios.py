@@ -157,6 +157,17 @@ SCENARIOS: list[Scenario] = [
     _s("next_over_repeating_signal", "timer_signals",
        "break timer_signals.c:{line:timer_signals.c:spin}", "continue", "next", "info line *$pc",
        "next", "delete", "continue"),
+    # Thread-local variables: gdb asks the stub where each thread's copy lives (qGetTLSAddr).
+    _s("thread_local_variables", "threads_tls",
+       "break report", "continue", "print counter", "print name", "continue", "print counter",
+       "print name", "continue", "print counter", "print name", "delete", "continue"),
+    _s("thread_local_variables_static", "threads_tls_static",
+       "break report", "continue", "print counter", "print name", "continue", "print counter",
+       "delete", "continue"),
+    # gdbserver gives no thread-local address once no libthread_db can be found.
+    _s("thread_local_without_thread_db", "threads_tls",
+       "monitor set libthread-db-search-path /nonexistent", "break report", "continue",
+       "print counter", "delete", "continue"),
     # Forks: gdb hears of each (fork-events) and detaches the child it does not follow,
     # after taking its breakpoints out of the child's copy of the text: the child runs
     # work(2) untouched and exits 7, which the parent prints.

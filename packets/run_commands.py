@@ -148,6 +148,16 @@ class Kill(Command):
 
 
 @dataclass(frozen=True)
+class TlsAddressQuery(Command):
+    """``qGetTLSAddr:<thread>,<offset>,<lm>``: where a thread-local variable of the module
+    whose link map is at ``lm`` lives in that thread."""
+
+    thread: ThreadId
+    offset: int
+    link_map: int
+
+
+@dataclass(frozen=True)
 class CatchSyscalls(Command):
     """``QCatchSyscalls:0`` (none), ``:1`` (every one) or ``:1;<hex nr>...``."""
 
@@ -296,6 +306,15 @@ def _parse_detach(rest: bytes) -> Command:
     if rest[:1] != b";":
         raise MalformedCommand(f"D: expected ';<pid>', got {shorten(rest)}")
     return Detach(parse_hex(rest[1:], "process id"))
+
+
+@register(b"qGetTLSAddr:")
+def _parse_tls_address(rest: bytes) -> Command:
+    fields = rest.split(b",")
+    if len(fields) != 3:
+        raise MalformedCommand("qGetTLSAddr: expected THREAD,OFFSET,LM")
+    return TlsAddressQuery(ThreadId.parse(fields[0]), parse_hex(fields[1], "offset"),
+                           parse_hex(fields[2], "link map address"))
 
 
 @register(b"qThreadExtraInfo,")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from packets.commands import (
     CatchSyscalls,
+    TlsAddressQuery,
     AttachedQuery,
     Command,
     Continue,
@@ -257,6 +258,8 @@ CASES: list[tuple[bytes, Command]] = [
     (b"QCatchSyscalls:1;3c;e7", CatchSyscalls(frozenset({0x3C, 0xE7}))),
     (b"QCatchSyscalls:1", CatchSyscalls(frozenset())),  # catch syscall (every one)
     (b"QCatchSyscalls:0", CatchSyscalls(None)),
+    (b"qGetTLSAddr:p1b2c.1b2d,10,7ffff7ffe2e0", TlsAddressQuery(T(0x1B2C, 0x1B2D), 0x10, 0x7FFFF7FFE2E0)),
+    (b"qGetTLSAddr:1b2d,0,0", TlsAddressQuery(T(None, 0x1B2D), 0, 0)),  # a static program
 ]
 
 
@@ -299,6 +302,8 @@ MALFORMED = [
     b"QCatchSyscalls:2",
     b"QCatchSyscalls:1;zz",
     b"QCatchSyscalls:",
+    b"qGetTLSAddr:1b2d,10",
+    b"qGetTLSAddr:1b2d,zz,0",
     b"mxyz,1",
     b"m1000",
     b"m1000,",

@@ -1,4 +1,4 @@
-"""Memory access: m/M hex, X binary writes, and x binary reads."""
+"""Memory access: m/M hex, X binary writes, x binary reads, and thread-local addresses."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from packets import commands as cmds
 from packets import replies
 from packets.framing import escape_binary
 
+from ..tls import thread_db_reachable
+from ..tls import tls_address as thread_local_address
 from .registry import Feature, handles
 
 MAX_READ = 0x20000
@@ -45,3 +47,16 @@ def write_memory(session, cmd: cmds.WriteMemory) -> bytes:
     if written != len(cmd.data):
         return replies.error(0x01, f"cannot write memory at {cmd.addr:#x}", session.state.error_strings)
     return replies.OK
+
+
+@handles(cmds.TlsAddressQuery)
+def tls_address(session, cmd: cmds.TlsAddressQuery) -> bytes:
+    """A thread-local variable's address (gdb asks when it cannot use libthread_db itself)."""
+    pid = cmd.thread.pid
+    inferior = session.processes.get(pid) if pid not in (None, 0, -1) else session.require_inferior()
+    if inferior is None or not inferior.alive:
+        return replies.error(0x01, "no such process", session.state.error_strings)
+    if not thread_db_reachable(session.context.thread_db_search_path):
+        return replies.error(0x01, "no libthread_db on the search path", session.state.error_strings)
+    tid = cmd.thread.tid if cmd.thread.tid not in (0, -1) else session.resolve_thread(None)
+    return b"%x" % thread_local_address(inferior, tid, cmd.offset, cmd.link_map)

@@ -25,6 +25,9 @@ HELP_HEAD = """The following monitor commands are supported:
   set debug-format option1[,option2,...]
     Add additional information to debugging messages
     Options: all, none, timestamp
+  set libthread-db-search-path [PATH]
+    Where libthread_db would be looked for: thread-local addresses are
+    given only while one is found there (the default: $pdir:$sdir)
   exit
     Quit gdbstub (the program is killed, or detached if attached)
   help
@@ -68,6 +71,11 @@ async def monitor(session, cmd: cmds.MonitorCommand) -> bytes | None:
             await session.send(replies.console_output(
                 b"Protocol debug output enabled.\n" if on else b"Protocol debug output disabled.\n"))
             return replies.OK
+    if len(words) in (2, 3) and words[:2] == ["set", "libthread-db-search-path"]:
+        path = words[2] if len(words) == 3 else "$pdir:$sdir"
+        session.context.thread_db_search_path = path
+        await session.send(replies.console_output(f"libthread-db-search-path set to `{path}'\n".encode()))
+        return replies.OK
     if len(words) >= 2 and words[:2] == ["set", "debug-format"]:
         try:
             timestamps, said = logs.parse_debug_format(" ".join(words[2:]))

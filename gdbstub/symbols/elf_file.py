@@ -107,6 +107,7 @@ class ElfFile:
         self._sections: dict[str, Section] | None = None
         self._segments: list[Segment] | None = None
         self._symbols: dict[str, Symbol] | None = None
+        self._dynamic_symbols: dict[str, Symbol] | None = None
 
     def close(self) -> None:
         self.buffer.close()
@@ -181,11 +182,17 @@ class ElfFile:
             self._symbols = self._load_symbols()
         return self._symbols.get(name)
 
-    def _load_symbols(self) -> dict[str, Symbol]:
-        symtab = self.section(".symtab")
+    def dynamic_symbol(self, name: str) -> Symbol | None:
+        """A symbol of .dynsym (what a stripped shared library still has)."""
+        if self._dynamic_symbols is None:
+            self._dynamic_symbols = self._load_symbols(".dynsym")
+        return self._dynamic_symbols.get(name)
+
+    def _load_symbols(self, section: str = ".symtab") -> dict[str, Symbol]:
+        symtab = self.section(section)
         if symtab is None:
             return {}
-        sh = self._elf.get_section_by_name(".symtab")
+        sh = self._elf.get_section_by_name(section)
         strtab = self._elf.get_section(sh["sh_link"])
         strs = self.buffer[strtab["sh_offset"]:strtab["sh_offset"] + strtab["sh_size"]]
         raw = self.buffer[symtab.offset:symtab.offset + symtab.size]

@@ -1,12 +1,15 @@
 """GDB's own testsuite as the conformance suite: the same .exp files, once with gdbserver and
 once with gdbstub in its place, compared test by test (make conformance).
 
-usage: python integration/conformance/run.py [--list quick|full|FILE] [--timeout S] [--only gdbstub]
+usage: python integration/conformance/run.py [--list quick|full|FILE] [--board BOARD] [--timeout S]
+                                            [--only gdbstub]
 
 Set-up (once, in .conformance/): the source of the installed gdb's Debian package (`apt-get
 source`, through a deb-src list of its own), its testsuite configured, and dejagnu's `runtest`
 (installed with apt when missing). Each .exp file then runs in its own `runtest` with the
-`native-gdbserver` board and GDBSERVER pointing at the server under test, a time limit per
+`native-gdbserver` board (or `--board native-extended-gdbserver`: every gdb connects with
+`target extended-remote` to one `--multi` server) and GDBSERVER pointing at the server under
+test, a time limit per
 file, and every process of its session killed afterwards. The output: per file, both servers'
 pass and fail counts and wall time; then every test that passes with gdbserver and not with
 gdbstub, except the expected differences the list names with a reason; both gdb.sum files in
@@ -112,7 +115,11 @@ class FileResult:
         return sum(1 for r in self.results.values() if r in kinds)
 
 
-def run_file(server: str, exp: str, objdir: Path, scratch: Path, timeout: float) -> tuple[FileResult, str]:
+BOARDS = ("native-gdbserver", "native-extended-gdbserver")
+
+
+def run_file(server: str, exp: str, objdir: Path, scratch: Path, timeout: float,
+             board: str = BOARDS[0]) -> tuple[FileResult, str]:
     """One .exp file in its own runtest; returns its results and its gdb.sum text."""
     scratch.mkdir(parents=True, exist_ok=True)
     for name in ("site.exp",):
@@ -121,7 +128,7 @@ def run_file(server: str, exp: str, objdir: Path, scratch: Path, timeout: float)
         shutil.copytree(objdir / "lib", scratch / "lib")
     began = time.monotonic()
     process = subprocess.Popen(["runtest", "--tool", "gdb", "GDB=/usr/bin/gdb", f"GDBSERVER={SERVERS[server]}",
-                                "--target_board=native-gdbserver", exp], cwd=scratch, start_new_session=True,
+                                f"--target_board={board}", exp], cwd=scratch, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     timed_out = False
     try:
@@ -132,7 +139,7 @@ def run_file(server: str, exp: str, objdir: Path, scratch: Path, timeout: float)
         kill_session(process.pid, scratch)
     summary = (scratch / "gdb.sum").read_text(errors="replace") if (scratch / "gdb.sum").exists() else ""
     if (scratch / "gdb.log").exists():  # kept per file, to read what a failing test saw
-        logs = RESULTS / server
+        logs = RESULTS / (server if board == BOARDS[0] else f"{server}-{board}")
         logs.mkdir(parents=True, exist_ok=True)
         shutil.copy(scratch / "gdb.log", logs / (exp.replace("/", "_") + ".log"))
     result = FileResult(time.monotonic() - began, timed_out=timed_out)
@@ -196,6 +203,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--list", default="quick", help="quick, full, or a list file (default quick)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per .exp file and server")
     parser.add_argument("--only", choices=sorted(SERVERS), help="run one server only")
+    parser.add_argument("--board", choices=BOARDS, default=BOARDS[0],
+                        help="the testsuite's board (default native-gdbserver)")
     args = parser.parse_args(argv)
     files, expected = read_list(args.list)
     ensure_dejagnu()
@@ -204,12 +213,13 @@ def main(argv: list[str]) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     sums = {s: [] for s in servers}
     per_file: dict[str, dict[str, FileResult]] = {}
-    say(f"{len(files)} files, servers: {', '.join(servers)}")
+    say(f"{len(files)} files, servers: {', '.join(servers)}, board: {args.board}")
     say(f"{'file':<58} " + " ".join(f"{s + ' pass/fail (s)':>28}" for s in servers))
     for exp in files:
         per_file[exp] = {}
         for server in servers:
-            result, summary = run_file(server, exp, objdir, WORK / "scratch" / server, args.timeout)
+            result, summary = run_file(server, exp, objdir, WORK / "scratch" / server, args.timeout,
+                                       args.board)
             per_file[exp][server] = result
             sums[server].append(summary)
         cells = []
