@@ -3,9 +3,9 @@
 Lifecycle follows gdbserver's: start or attach, listen, serve one client at a time; when the
 process ends (exit, kill, detach) the server exits, unless `--multi` keeps it up with no process
 for the client to run or attach to the next one (extended-remote). With `--once` it exits when
-the first client leaves; otherwise it keeps the process stopped and waits for the next client. A client that
-vanishes leaves no breakpoint bytes behind, and the server never leaves a process in a traced stop
-when it exits: a launched program is killed, an attached one is detached.
+the first client leaves; otherwise it keeps the process stopped and waits for the next client.
+A client that vanishes leaves no breakpoint bytes behind, and the server never leaves a process
+in a traced stop when it exits: a launched program is killed, an attached one is detached.
 """
 
 from __future__ import annotations
@@ -68,10 +68,6 @@ class Server:
         self._last_argv: list[str] | None = [options.program, *options.args] if options.program else None
         # The pids whose end (exit, kill, detach) is said or not to be said any more.
         self._end_said: set[int] = set()
-
-    @property
-    def inferior(self) -> Inferior | None:
-        return self.processes.current
 
     # -- the process lifecycle ---------------------------------------------------------------
     def start_process(self) -> None:

@@ -89,7 +89,7 @@ class Session:
         self.stop_requested_exit = False
         self.xfer_cache: dict[tuple[str, str], bytes] = {}
         self.hostio = None
-        self.thread_list_cursor: list[int] = []
+        self.thread_list_cursor: list[tuple[int, int]] = []  # (pid, tid) still to list
         # tid -> (its register version, the layout, the encoded 'g' reply): see read_registers.
         self.register_replies: dict[int, tuple[int, object, bytes]] = {}
         # Set by a resume (the threads whose stops are reported first): the reply is the stop.
