@@ -178,14 +178,19 @@ def test_passing_sigpoll_does_not_pass_sigio(programs, tmp_path: Path, passed: b
     try:
         client.request(GDB_QSUPPORTED)
         assert client.request(b"QPassSignals:" + passed) == b"OK"
-        client.send(b"vCont;c")
-        assert client.nothing_pending(0.3)
-        os.kill(server.pid, signal.SIGIO)
-        reply = client.read_reply(timeout=10)
+        reply = signal_while_running(client, server.pid, signal.SIGIO)
     finally:
         client.close()
         server.stop()
     assert reply.startswith(b"T17" if stops else b"X17"), reply
+
+
+def signal_while_running(client: Client, pid: int, signo: int) -> bytes:
+    """Resume the program, send it `signo` from outside once it runs, and return the reply."""
+    client.send(b"vCont;c")
+    assert client.nothing_pending(0.3)
+    os.kill(pid, signo)
+    return client.read_reply(timeout=10)
 
 
 def stop_pc(reply: bytes) -> int:
@@ -311,10 +316,7 @@ def test_a_program_killed_from_outside_while_running_is_reported_killed(programs
     try:
         client.request(GDB_QSUPPORTED)
         client.request(b"?")
-        client.send(b"vCont;c")
-        assert client.nothing_pending(0.3)
-        os.kill(server.pid, signal.SIGKILL)
-        reply = client.read_reply(timeout=10)
+        reply = signal_while_running(client, server.pid, signal.SIGKILL)
     finally:
         client.close()
         server.stop()
