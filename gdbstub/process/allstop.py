@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import trio
 
@@ -24,6 +25,8 @@ from .threads import Thread
 SPINS = 64
 # Above this many threads to stop, a stop is not spun for (see _spins_for_stop).
 SPIN_THREADS = 32
+# The longest a spin may keep the event loop (and a client's 0x03) waiting, in seconds.
+SPIN_BUDGET = 0.002
 # How long a stop request may go unanswered by a thread before the stop is reported without
 # it (a thread in uninterruptible sleep, e.g. a vfork parent, stops only when it leaves it).
 STOP_TIMEOUT = 5.0
@@ -37,13 +40,16 @@ class AllStop:
 
     def _spin_until(self, done, spins: int) -> None:
         poll = self.poll
-        if poll is None:
+        if poll is None or spins <= 0:
             return
+        # A yield can hand the CPU to a busy tracee for a whole time slice: the spin is cut
+        # short by time too, so a program that does not stop soon costs the client little.
+        deadline = time.monotonic() + SPIN_BUDGET
         for _ in range(spins):
             if done():
                 return
             poll()
-            if done():
+            if done() or time.monotonic() > deadline:
                 return
             os.sched_yield()
 

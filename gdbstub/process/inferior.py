@@ -43,7 +43,8 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, F
         self.launched = launched
         self.executable = started.executable
         self.use_xstate = use_xstate
-        self.threads: dict[int, Thread] = {t: Thread(t) for t in started.tids}
+        self._with_pending: set[int] = set()  # see Thread.with_pending
+        self.threads: dict[int, Thread] = {t: self._new_thread(t) for t in started.tids}
         for tid in started.unstopped:
             # Asked to stop at attach and not stopped yet (uninterruptible sleep): it stays
             # stopped when its stop comes, as the client will believe it is.
@@ -238,7 +239,9 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, F
 
     async def wait_for_stop(self, prefer: Iterable[int] = (), report_no_resumed: bool = False) -> StopEvent:
         """Wait until some thread has something to report, stop all threads, and report it."""
-        spins = SPINS  # only on the way in: later wake-ups come with their statuses drained
+        # Spin only on the way in (later wake-ups come with their statuses drained), and not
+        # over many running threads: each look then costs more than the loop's wake-up.
+        spins = self._spins_for_stop(SPINS)
         while True:
             event = self.poll_for_stop(prefer, report_no_resumed, spins)
             spins = 0

@@ -166,7 +166,7 @@ class StatusHandling:
     def _on_clone(self, parent: Thread) -> None:
         new_tid = pt.event_message(parent.tid)
         # The client counts a new thread as running, like the process it appeared in.
-        child = Thread(new_tid, running=True, awaiting_first_stop=True, resume=Resume("continue"))
+        child = self._new_thread(new_tid, running=True, awaiting_first_stop=True, resume=Resume("continue"))
         self.threads[new_tid] = child
         for status in self._orphans.pop(new_tid, []) + self.claim_unclaimed(new_tid):
             self._on_thread_status(child, status)
@@ -196,7 +196,7 @@ class StatusHandling:
         # Every other thread is gone; the execing thread now has the leader's tid.
         for tid in [t for t in self.threads if t != self.pid]:
             del self.threads[tid]
-        leader = self.threads.setdefault(self.pid, Thread(self.pid))
+        leader = self.threads.get(self.pid) or self.threads.setdefault(self.pid, self._new_thread(self.pid))
         leader.running = False
         leader.fs_base_seen = None  # a new program, a new thread control block
         self.memory.reopen()
@@ -302,12 +302,21 @@ class StatusHandling:
         resume = thread.resume
         return resume is None or resume.kind == "continue"
 
+    def _new_thread(self, tid: int, **state) -> Thread:
+        return Thread(tid, with_pending=self._with_pending, **state)
+
     def _stopping_all(self) -> bool:
         if self._interrupt_requested or self._held or self._process_events:
             return True
-        for thread in self.threads.values():  # a plain loop: this runs several times a step
-            if thread.pending is not None and thread.resume is not None:
+        gone = None
+        for tid in self._with_pending:  # usually empty: this runs at every wait status
+            thread = self.threads.get(tid)
+            if thread is None or thread.pending is None:
+                gone = [*(gone or ()), tid]  # a thread that left with an event (or its tid's reuser)
+            elif thread.resume is not None:
                 return True
+        if gone:
+            self._with_pending.difference_update(gone)
         return False
 
     def _sent_by_itself(self, thread: Thread) -> bool:

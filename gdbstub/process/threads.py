@@ -33,8 +33,11 @@ class Thread:
     interrupt_sent: bool = False
     # A new thread whose first (PTRACE_EVENT_STOP) stop has not arrived yet.
     awaiting_first_stop: bool = False
-    # A reportable event this thread hit and the client has not been told of.
-    pending: StopEvent | None = None
+    # The process's set of the threads that have a pending event, which `pending` keeps up
+    # to date: asking whether any thread has something to report then costs nothing per
+    # thread (it is asked at every wait status, and there may be thousands of threads).
+    with_pending: set[int] | None = field(default=None, repr=False)
+    _pending: StopEvent | None = field(default=None, repr=False)
     # How the client last asked the thread to run; None while the client holds it stopped
     # (every thread, once a stop is reported). A pending event is reported only with it set.
     resume: Resume | None = None
@@ -60,6 +63,20 @@ class Thread:
     # That step ended just as an interrupt stopped the thread: its SIGTRAP waits in the
     # kernel behind the interrupt's stop and comes at the next resume, before any instruction.
     step_trap_queued: bool = False
+
+    @property
+    def pending(self) -> StopEvent | None:
+        """A reportable event this thread hit and the client has not been told of."""
+        return self._pending
+
+    @pending.setter
+    def pending(self, event: StopEvent | None) -> None:
+        self._pending = event
+        if self.with_pending is not None:
+            if event is None:
+                self.with_pending.discard(self.tid)
+            else:
+                self.with_pending.add(self.tid)
 
     # -- registers -------------------------------------------------------------------------
     def invalidate(self) -> None:
