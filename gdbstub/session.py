@@ -269,7 +269,8 @@ class Session:
         if self._pending_ack:
             await self._send_raw(b"")  # acknowledge the resume before it runs for long
         processes = self.processes
-        self._take_early_interrupts(processes)
+        if self.take_early_interrupt():
+            processes.request_interrupt()
         event = processes.poll_for_stop(prefer, report_no_resumed)
         if event is not None:
             return event
@@ -284,13 +285,14 @@ class Session:
             raise
         return event
 
-    def _take_early_interrupts(self, processes: ProcessSet) -> None:
-        """A 0x03 that came in the same read as the resume (or right after it, before the
-        resume was handled) is in the backlog: it is meant for this run, so honour it now."""
+    def take_early_interrupt(self) -> bool:
+        """Whether a 0x03 came in the same read as the resume being handled (or right after
+        it): it is meant for this run. It is taken out of the backlog."""
         if any(isinstance(event, framing.Interrupt) for event in self._backlog):
             self._backlog = deque(e for e in self._backlog if not isinstance(e, framing.Interrupt))
             packet_log.debug("<- ^C (sent with the resume)")
-            processes.request_interrupt()
+            return True
+        return False
 
     async def _watch_while_running(self, processes: ProcessSet) -> None:
         while True:

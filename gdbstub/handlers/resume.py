@@ -9,7 +9,7 @@ from __future__ import annotations
 from packets import commands as cmds
 from packets import replies
 
-from ..process import Resume, TargetError
+from ..process import Inferior, Resume, TargetError
 from .registry import handles
 
 
@@ -27,7 +27,17 @@ def _linux_signal(session, number: int | None) -> int:
 
 def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> None:
     """Resume, and leave the reply to the stop (the threads in `prefer` report first)."""
-    session.require_resumable().resume(actions, default)
+    _resume(session, [(session.require_resumable(), actions, default)], prefer)
+
+
+def _resume(session, plan: list[tuple[Inferior, dict[int, Resume], Resume | None]], prefer: list[int]) -> None:
+    if session.take_early_interrupt():
+        # A 0x03 that came with the resume: the stop is asked for before anything runs, so
+        # nothing does (as for an interrupt while stopped). Running a thousand threads only
+        # to stop them again would make the client wait for both.
+        plan[0][0].request_interrupt()
+    for inferior, actions, default in plan:
+        inferior.resume(actions, default)
     session.expect_stop(prefer)
 
 
@@ -101,16 +111,15 @@ def vcont(session, cmd: cmds.VCont) -> bytes | None:
             actions[owner.pid][tid] = resume
             if resume.kind != "continue":
                 prefer.append(tid)
-    resumed = False
+    plan = []
     for inferior in processes:
         default = defaults.get(inferior.pid, everywhere)
         own = actions.get(inferior.pid, {})
         if inferior.resumable and (own or default is not None):
-            inferior.resume(own, default)
-            resumed = True
-    if not resumed:
+            plan.append((inferior, own, default))
+    if not plan:
         raise TargetError("no process")
-    session.expect_stop(prefer)
+    _resume(session, plan, prefer)
     return None
 
 
