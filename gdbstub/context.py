@@ -17,10 +17,11 @@ from .process import Inferior, ProcessSet, RunSettings, StopEvent
 
 
 class Lifecycle(Protocol):
-    def start_program(self, argv: list[str], settings: LaunchSettings,
-                      inherit_environment: bool = True, alongside: bool = False) -> Inferior:
+    def start_program(self, argv: list[str], settings: LaunchSettings, inherit_environment: bool = True,
+                      alongside: bool = False, through_shell: bool = True) -> Inferior:
         """Launch a program (vRun, lldb's A) as a new process of the set; `alongside`: the
-        processes still alive stay (a multiprocess client), else there must be none."""
+        processes still alive stay (a multiprocess client), else there must be none;
+        `through_shell`: as the settings say (gdb), or never (lldb)."""
 
     def attach_process(self, pid: int, alongside: bool = False) -> Inferior:
         """Attach to a running process (vAttach) as a new process of the set."""

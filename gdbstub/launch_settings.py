@@ -13,6 +13,9 @@ class LaunchSettings:
     working_dir: str | None = None
     stdio: dict[int, str] = field(default_factory=dict)
     disable_randomization: bool = True
+    # Start programs as `$SHELL -c "exec PROG ARGS"` (gdbserver's default), every argument
+    # quoted: the shell expands nothing, as with gdbserver 13.
+    startup_with_shell: bool = True
 
     def set_variable(self, entry: bytes) -> None:
         name, _, value = entry.decode(errors="surrogateescape").partition("=")

@@ -33,6 +33,9 @@ Options:
   --debug-format=all|none|timestamp  start each log line with the time (all, timestamp)
   --disable-randomization     run PROG with address-space randomization off (default)
   --no-disable-randomization  keep address-space randomization on
+  --startup-with-shell        start PROG as `$SHELL -c "exec PROG ARGS"`, every word quoted,
+                              like gdbserver (default; the client can change it per run)
+  --no-startup-with-shell     exec PROG directly
   --wrapper WRAPPER --        start every program through WRAPPER (e.g. env VAR=1 --), which
                               must exec it; the program's first stop is after that exec
   --version         print the version and exit
@@ -59,6 +62,7 @@ class Options:
     debug_file: str | None = None
     debug_timestamps: bool = False
     disable_randomization: bool = True
+    startup_with_shell: bool = True
     wrapper: list[str] = field(default_factory=list)
     show_help: bool = False
     show_version: bool = False
@@ -72,8 +76,8 @@ _FLAGS = {
     "--remote-debug": ("remote_debug", True),
     "--disable-randomization": ("disable_randomization", True),
     "--no-disable-randomization": ("disable_randomization", False),
-    "--startup-with-shell": (None, None),
-    "--no-startup-with-shell": (None, None),
+    "--startup-with-shell": ("startup_with_shell", True),
+    "--no-startup-with-shell": ("startup_with_shell", False),
     "--help": ("show_help", True),
     "--version": ("show_version", True),
     "--selftest": ("selftest", True),

@@ -38,6 +38,9 @@ class ClientProfile:
     # A program the client launches gets our environment plus its changes (gdb), or only
     # the environment the client sent (lldb sends all of it).
     launch_inherits_environment: bool
+    # A program the client launches starts through the user's shell when the launch settings
+    # say so (gdbserver's startup-with-shell), or always directly (lldb-server's launch).
+    launch_through_shell: bool
     # x86 has no read-only watchpoints: gdb, refused, emulates them with access watchpoints
     # and filters by value (so writes are not reported as reads); lldb wants Z3 accepted.
     read_watchpoints: bool
@@ -63,6 +66,7 @@ GDB = ClientProfile(
     multiprocess_ids=True, interrupt_signal=signal.SIGINT, interrupt_outlasts_stop=True,
     initial_signal=signal.SIGTRAP,
     reply_to_kill=False, default_pass_signals=frozenset(), launch_inherits_environment=True,
+    launch_through_shell=True,
     read_watchpoints=False,
 )
 
@@ -71,6 +75,7 @@ LLDB = ClientProfile(
     multiprocess_ids=False, interrupt_signal=signal.SIGSTOP, interrupt_outlasts_stop=False,
     initial_signal=signal.SIGSTOP,
     reply_to_kill=True, default_pass_signals=_LLDB_QUIET, launch_inherits_environment=False,
+    launch_through_shell=False,
     read_watchpoints=True,
 )
 

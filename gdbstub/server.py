@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import sys
 
@@ -45,6 +46,11 @@ def _disable_randomization() -> None:
         libc.personality(current | ADDR_NO_RANDOMIZE)
 
 
+def _shell() -> str:
+    """The shell programs start through, as gdbserver picks it."""
+    return os.environ.get("SHELL") or "/bin/sh"
+
+
 class Server:
     """Owns the process set and the listener, serves one client at a time, and implements the
     process lifecycle its sessions use (`context.Lifecycle`)."""
@@ -57,7 +63,8 @@ class Server:
         self.context = ServerContext(
             processes=self.processes,
             run_settings=RunSettings(),
-            launch_settings=LaunchSettings(disable_randomization=options.disable_randomization),
+            launch_settings=LaunchSettings(disable_randomization=options.disable_randomization,
+                                           startup_with_shell=options.startup_with_shell),
             register_table=x86_64_table(has_avx),
             builtin_register_table=x86_64_table(has_avx=False, has_avx512=False, has_pkeys=False),
             lifecycle=self,
@@ -79,7 +86,7 @@ class Server:
             if opts.disable_randomization:
                 _disable_randomization()
             started = launch(opts.program, opts.args, protocol_on_stdio=self.comm.kind == "stdio",
-                             wrapper=opts.wrapper)
+                             wrapper=opts.wrapper, shell=_shell() if opts.startup_with_shell else None)
             self._traced(started, launched=True)
             say(f"Process {opts.program} created; pid = {started.pid}")
 
@@ -114,14 +121,15 @@ class Server:
             if not inferior.alive:
                 self.processes.remove(inferior)
 
-    def start_program(self, argv: list[str], settings: LaunchSettings,
-                      inherit_environment: bool = True, alongside: bool = False) -> Inferior:
+    def start_program(self, argv: list[str], settings: LaunchSettings, inherit_environment: bool = True,
+                      alongside: bool = False, through_shell: bool = True) -> Inferior:
         self._make_room(alongside)
         if settings.disable_randomization:
             _disable_randomization()
+        shell = _shell() if through_shell and settings.startup_with_shell else None
         started = launch(argv[0], argv[1:], env=settings.environment(inherit_environment),
                          cwd=settings.working_dir, protocol_on_stdio=self.comm.kind == "stdio",
-                         stdio_paths=settings.stdio, wrapper=self.options.wrapper)
+                         stdio_paths=settings.stdio, wrapper=self.options.wrapper, shell=shell)
         inferior = self._traced(started, launched=True)
         self._last_argv = list(argv)
         say(f"Process {argv[0]} created; pid = {started.pid}")

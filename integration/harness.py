@@ -245,19 +245,19 @@ def start_server(kind: str, program: str | Path | None, args: Sequence[str] = ()
                  comm: str = "127.0.0.1:0", cwd: str | Path | None = None,
                  attach_pid: int | None = None, extra: Sequence[str] = (),
                  once: bool = True, timeout: float = START_TIMEOUT,
-                 exit_grace: float = 5.0) -> Iterator[Server]:
+                 exit_grace: float = 5.0, env: dict[str, str] | None = None) -> Iterator[Server]:
     """Start `kind` serving `program` (or attached to `attach_pid`) and wait until it listens.
 
     On exit from the block the server gets `exit_grace` seconds to exit by itself (it
     should, after gdb killed, detached or ran the inferior to its end), then is
     stopped; an inferior it started and that is still alive is killed. A process it
-    attached to belongs to the caller and is left alone.
+    attached to belongs to the caller and is left alone. `env`: variables to set for it.
     """
     program_path = Path(program).resolve() if program is not None else None
     argv = server_argv(kind, comm, program_path, args, attach_pid=attach_pid,
                        once=once, extra=extra)
     process = subprocess.Popen(
-        argv, cwd=cwd, env=clean_environment(), stdin=subprocess.DEVNULL,
+        argv, cwd=cwd, env={**clean_environment(), **(env or {})}, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     server = Server(kind=kind, argv=argv, process=process, program=program_path,
                     _stderr=_LineCollector(process.stderr),

@@ -24,10 +24,10 @@ def extended_session(kind: str, program: Path | None, commands: list[str], *, on
     return text, stderr
 
 
-def extended_run(kind: str, commands: list[str], *, once: bool = True,
-                 file: Path | None = None) -> tuple[str, str, str]:
+def extended_run(kind: str, commands: list[str], *, once: bool = True, file: Path | None = None,
+                 env: dict[str, str] | None = None) -> tuple[str, str, str]:
     """gdb's normalised output, the server's stderr and what the programs printed."""
-    with start_server(kind, None, extra=["--multi"], once=once) as server:
+    with start_server(kind, None, extra=["--multi"], once=once, env=env) as server:
         argv = gdb_batch_argv(f"target extended-remote {server.address}", file, commands)
         run = run_gdb(argv, timeout=60)
         assert not run.timed_out, run.raw
@@ -231,3 +231,34 @@ def test_start_in_a_working_directory_with_or_without_a_shell(reference: str, ca
     assert outputs[candidate] == outputs[reference]
     assert f'"{workdir}"' in outputs[candidate], outputs[candidate]
     assert "Temporary breakpoint 1, main" in outputs[candidate], outputs[candidate]
+
+
+@pytest.mark.parametrize("shell", ["on", "off"])
+def test_startup_with_shell_runs_the_users_shell(reference: str, candidate: str, programs: Programs,
+                                                 tmp_path: Path, shell: str) -> None:
+    # gdbserver starts a program as `$SHELL -c "exec PROG ARGS"` with every word escaped (no
+    # globbing, no expansion), unless startup-with-shell is off. A $SHELL that logs its calls
+    # shows whether it ran; the program's command line (/proc, through `info proc`) shows that
+    # the arguments came through as given, and the first stop is the program's, not the shell's.
+    # gdbserver 13 refuses (and ends on) an argument with a space when there is no shell.
+    arguments = "'a b' '*' '$HOME' x\\ y" if shell == "on" else "'*' '$HOME' '>out' '`id`'"
+    commands = [f"set startup-with-shell {shell}", f"set remote exec-file {programs.simple}",
+                f"start {arguments}", "info proc cmdline", "info inferiors", "kill", "monitor exit"]
+    outputs, calls = {}, {}
+    for kind in (reference, candidate):
+        log = tmp_path / f"{kind.split('/')[-1]}-shell.log"
+        fake_shell = tmp_path / f"{kind.split('/')[-1]}-shell"
+        # It runs the command itself: one exec for the shell and one for the program, as
+        # both servers count them.
+        fake_shell.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nshift\neval "$1"\n')
+        fake_shell.chmod(0o755)
+        outputs[kind], _, _ = extended_run(kind, commands, file=programs.simple,
+                                           env={"SHELL": str(fake_shell)})
+        calls[kind] = log.read_text().splitlines() if log.exists() else []
+    assert outputs[candidate] == outputs[reference]
+    given = "a b * $HOME x y" if shell == "on" else "* $HOME >out `id`"
+    assert f"cmdline = '{programs.simple} {given}'" in outputs[candidate], outputs[candidate]
+    assert "Temporary breakpoint 1, main" in outputs[candidate], outputs[candidate]
+    assert len(calls[candidate]) == len(calls[reference]) == (1 if shell == "on" else 0), calls
+    if shell == "on":
+        assert calls[candidate][0].startswith(f"-c exec {programs.simple}"), calls

@@ -68,7 +68,7 @@ def disable_randomization(session, cmd) -> bytes:
 
 @handles(lc.StartupWithShell, features=("QStartupWithShell+",))
 def startup_with_shell(session, cmd) -> bytes:
-    # Programs start through a fixed shim that passes arguments verbatim; nothing to change.
+    _settings(session).startup_with_shell = cmd.enable
     return replies.OK
 
 
@@ -80,7 +80,8 @@ def _start(session, argv: list[str] | None, pid: int | None):
         inferior = lifecycle.attach_process(pid, alongside)
     else:
         inferior = lifecycle.start_program(argv, _settings(session), alongside=alongside,
-                                           inherit_environment=session.profile.launch_inherits_environment)
+                                           inherit_environment=session.profile.launch_inherits_environment,
+                                           through_shell=session.profile.launch_through_shell)
     _new_process(session, inferior.pid)
     return inferior
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import shutil
 import signal
 import time
@@ -71,12 +72,14 @@ def _wait(pid: int) -> int:
 
 def launch(program: str, args: list[str], env: dict[str, str] | None = None,
            cwd: str | None = None, protocol_on_stdio: bool = False,
-           stdio_paths: dict[int, str] | None = None, wrapper: list[str] | None = None) -> Started:
+           stdio_paths: dict[int, str] | None = None, wrapper: list[str] | None = None,
+           shell: str | None = None) -> Started:
     """Start `program`; with `protocol_on_stdio` its stdin is /dev/null and its stdout goes to
     our stderr, because our stdin/stdout carry the protocol. `stdio_paths` sends fds 0-2 to files.
     A `wrapper` command (gdbserver's --wrapper) is run with the program and its arguments
-    after its own, and must exec the program: its exec is let through, and the program's is
-    the first stop."""
+    after its own, and must exec the program. With a `shell`, the program (and the wrapper)
+    start as `SHELL -c "exec ..."`, every word quoted, as gdbserver starts them. Each exec
+    before the program's is let through: the program's is the first stop."""
     if cwd is not None and "/" not in program and os.path.exists(os.path.join(cwd, program)):
         program = os.path.join(cwd, program)
     path = resolve_program(program)
@@ -90,8 +93,12 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
     environ = dict(os.environ if env is None else env)
     # The shell exports PWD on its own; a program asked to start without it must not get it.
     shim = _SHIM if "PWD" in environ else "unset PWD; " + _SHIM
-    argv = ["/bin/sh", "-c", shim, *(wrapper or []), path, *args]
+    command = [*(wrapper or []), path, *args]
     execs_to_pass = 1 if wrapper else 0
+    if shell is not None:
+        command = [shell, "-c", "exec " + " ".join(shlex.quote(word) for word in command)]
+        execs_to_pass += 1
+    argv = ["/bin/sh", "-c", shim, *command]
     old_cwd = None
     if cwd is not None:
         if not os.path.isdir(cwd):
@@ -127,7 +134,7 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
         sig = os.WSTOPSIG(status)
         event = status >> 16
         if event == pt.PTRACE_EVENT_EXEC and execs_to_pass:
-            execs_to_pass -= 1  # the wrapper's: the program's exec comes next
+            execs_to_pass -= 1  # the shell's or the wrapper's: the program's comes later
             pt.cont(pid, 0)
             continue
         if event == pt.PTRACE_EVENT_EXEC:
