@@ -12,9 +12,9 @@ import binascii
 import time
 from dataclasses import dataclass
 
-import servers
-from rsp_client import ProtocolError, RspClient, StopReply, parse_stop_reply
+import servers  # first: it puts the repository root on sys.path, for tests.rsp_client
 from target_program import TargetProgram, expected_contents
+from tests.rsp_client import Client, ProtocolError, StopReply, parse_stop_reply
 
 RSP = 7  # register numbers in gdb's amd64 numbering
 RIP = 0x10
@@ -78,7 +78,7 @@ def measure_session(spec: servers.ServerSpec, target: TargetProgram, sizes: Size
     iterations = sizes.steps + sizes.breakpoint_hits + 1000
     started = time.perf_counter()
     with servers.start(spec, target.argv(sizes.mib, iterations)) as server:
-        client = RspClient.connect("127.0.0.1", server.port)
+        client = server.connect()
         try:
             features, _first_stop = client.handshake()
             values["startup_to_first_stop"] = (time.perf_counter() - started) * 1000
@@ -105,7 +105,7 @@ def measure_session(spec: servers.ServerSpec, target: TargetProgram, sizes: Size
     return SessionResult(spec.name, values, details)
 
 
-def run_to(client: RspClient, addr: int) -> StopReply:
+def run_to(client: Client, addr: int) -> StopReply:
     """Continue to a breakpoint at ``addr`` (removed again); returns the stop."""
     client.request_ok(b"Z0,%x,1" % addr)
     stop = parse_stop_reply(client.request(b"vCont;c"))
@@ -116,7 +116,7 @@ def run_to(client: RspClient, addr: int) -> StopReply:
     return stop
 
 
-def bulk_reads(client: RspClient, target: TargetProgram, sizes: Sizes,
+def bulk_reads(client: Client, target: TargetProgram, sizes: Sizes,
                values: dict[str, float | None], details: dict[str, object]) -> None:
     """Read the whole buffer three ways: m at the server's largest size, m at gdbserver's, x."""
     buffer = read_u64(client, target.symbols["bench_buffer"])
@@ -138,7 +138,7 @@ def bulk_reads(client: RspClient, target: TargetProgram, sizes: Sizes,
         values["bulk_x_max_packet"] = None
 
 
-def run_control(client: RspClient, target: TargetProgram, thread: bytes, sizes: Sizes,
+def run_control(client: Client, target: TargetProgram, thread: bytes, sizes: Sizes,
                 values: dict[str, float | None]) -> None:
     """Single steps, then breakpoint hits; the tick counter shows that the program really ran."""
     ticks = target.symbols["bench_ticks"]
@@ -156,7 +156,7 @@ def run_control(client: RspClient, target: TargetProgram, thread: bytes, sizes: 
         raise ProtocolError(f"{sizes.breakpoint_hits} breakpoint hits, but {calls} calls ran")
 
 
-def round_trips(client: RspClient, packet: bytes, count: int) -> float | None:
+def round_trips(client: Client, packet: bytes, count: int) -> float | None:
     """Requests per second for ``packet``; None when the server does not implement it."""
     first = client.request(packet)
     if first == b"":
@@ -176,14 +176,14 @@ def _check_reply(packet: bytes, reply: bytes) -> None:
         raise ProtocolError(f"{packet!r} answered {reply[:80]!r}")
 
 
-def read_u64(client: RspClient, addr: int) -> int:
+def read_u64(client: Client, addr: int) -> int:
     reply = client.request(b"m%x,8" % addr)
     if len(reply) != 16:
         raise ProtocolError(f"reading 8 bytes at {addr:#x} answered {reply[:80]!r}")
     return int.from_bytes(bytes.fromhex(reply.decode()), "little")
 
 
-def bulk_read(client: RspClient, addr: int, size: int, chunk: int, binary: bool) -> tuple[float, int]:
+def bulk_read(client: Client, addr: int, size: int, chunk: int, binary: bool) -> tuple[float, int]:
     """MB/s (10^6 bytes) reading ``size`` bytes with requests of ``chunk`` bytes, and the largest
     number of bytes one reply carried (servers may return less than asked). Checks every byte."""
     command = b"x%x,%x" if binary else b"m%x,%x"
@@ -219,7 +219,7 @@ def _unescape(data: bytes) -> bytes:
     return data
 
 
-def single_steps(client: RspClient, thread: bytes, count: int) -> float:
+def single_steps(client: Client, thread: bytes, count: int) -> float:
     packet = b"vCont;s:" + thread
     request = client.request
     start = time.perf_counter()
@@ -230,7 +230,7 @@ def single_steps(client: RspClient, thread: bytes, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def breakpoint_hits(client: RspClient, thread: bytes, addr: int, count: int) -> float:
+def breakpoint_hits(client: Client, thread: bytes, addr: int, count: int) -> float:
     """Hits/s of a breakpoint in a loop, stepping over it the way gdb minimally does."""
     insert, remove = b"Z0,%x,1" % addr, b"z0,%x,1" % addr
     step = b"vCont;s:" + thread

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import measurements
-import servers
+import servers  # first: it puts the repository root on sys.path, for tests.rsp_client
 import target_program
-from rsp_client import RspClient, parse_stop_reply
+from tests.rsp_client import parse_stop_reply
 
 WORKLOADS = ("steps", "breakpoints", "bulk-m", "bulk-x", "round-trips-m", "round-trips-g")
 DEFAULT_COUNTS = {"steps": 5000, "breakpoints": 2000, "bulk-m": 64, "bulk-x": 64,
@@ -55,7 +55,7 @@ def drive(spec: servers.ServerSpec, workload: str, count: int) -> str:
     target = target_program.build()
     mib = count if workload.startswith("bulk") else 1
     with servers.start(spec, target.argv(mib, count + 1000)) as server:
-        client = RspClient.connect("127.0.0.1", server.port)
+        client = server.connect()
         try:
             features, _ = client.handshake()
             ready = target.symbols["bench_ready"]

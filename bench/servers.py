@@ -1,7 +1,8 @@
 """Starting a stub server under test (gdbserver or gdbstub) on a free port, and stopping it.
 
 Both servers are started the same way, ``SERVER --once 127.0.0.1:0 PROGRAM ARGS...``, and both
-announce their port with a ``Listening on port N`` line on stderr.
+announce their port with a ``Listening on port N`` line on stderr. ``RunningServer.connect``
+gives the benchmark's client of it: tests/rsp_client.py, the project's one RSP client.
 """
 
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The bench scripts run with bench/ on sys.path; the client lives in tests/, imported from the
+# repository root. Every bench module that uses the client imports this one first.
+sys.path.insert(0, str(REPO))
+
+from tests.rsp_client import Client  # noqa: E402
+
 _PORT_LINE = re.compile(rb"Listening on port (\d+)")
 
 
@@ -93,6 +101,11 @@ class RunningServer:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+    def connect(self) -> Client:
+        """A client of the server. Its replies are trusted in no-ack mode: every measurement
+        checks what it reads, and summing 128 KiB replies would slow the bulk reads."""
+        return Client.connect(self.port, timeout=30.0, verify_checksums=False)
 
     def stderr_text(self) -> str:
         return b"".join(self.stderr_lines).decode(errors="replace")

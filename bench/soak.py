@@ -28,7 +28,6 @@ from pathlib import Path
 
 import servers
 import threads_bench
-from rsp_client import RspClient
 
 REPO = Path(__file__).resolve().parent.parent
 SIMPLE = REPO / "tests" / "programs" / "build" / "simple"
@@ -100,7 +99,7 @@ def relaunch_soak(spec: servers.ServerSpec, relaunches: int) -> dict:
     for i in range(relaunches):
         server = servers.start(spec, [str(SIMPLE)])
         try:
-            client = RspClient.connect("127.0.0.1", server.port)
+            client = server.connect()
             _, stop = client.handshake()
             pid, _ = threads_bench.parse_thread_id(stop.thread)
             client.close()

@@ -32,8 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import servers
-from rsp_client import ProtocolError, RspClient, StopReply, parse_stop_reply
+import servers  # first: it puts the repository root on sys.path, for tests.rsp_client
+from tests.rsp_client import Client, ProtocolError, StopReply, parse_stop_reply
 
 REPO = Path(__file__).resolve().parent.parent
 PROGRAMS = REPO / "tests" / "programs"
@@ -99,7 +99,7 @@ class Session:
 
     spec: servers.ServerSpec
     server: servers.RunningServer
-    client: RspClient
+    client: Client
     pid: int
     main_thread: bytes
     tick: int
@@ -110,7 +110,7 @@ class Session:
     def open(cls, spec: servers.ServerSpec, program: Path, threads: int) -> Session:
         server = servers.start(spec, [str(program), str(threads)])
         try:
-            client = RspClient.connect("127.0.0.1", server.port)
+            client = server.connect()
             features, first = client.handshake()
             pid, _ = parse_thread_id(first.thread)
             tick = load_base(pid, program) + symbol_offset(program, "tick")

@@ -7,7 +7,7 @@
   which `same_text` checks), strace, and the program run without a debugger;
 - gdbstub started with a chosen environment for the program (harness.start_server passes
   the test process's environment on), gdb/MI `monitor` output, parsers of the Go monitor
-  formats, and the tests' raw RSP client (tests/raw_rsp.py) for timing one packet's round trip.
+  formats, and the one raw RSP client (tests/rsp_client.py) for timing one packet's round trip.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 # These live in tests/ and are shared with the unit tests; godump parses runtime.Stack dumps.
 from godump import DumpGoroutine, parse_dump  # noqa: E402,F401 - re-exported for the tests
 from gotoolchains import build, go_tool  # noqa: E402
-from raw_rsp import Client  # noqa: E402
+from rsp_client import Client  # noqa: E402
 
 GOPROGRAMS = ROOT / "tests" / "goprograms"
 
@@ -331,7 +331,8 @@ def parse_info_symbol(text: str) -> tuple[str, int, str, int]:
 
 
 # ---------------------------------------------------------------------------------------
-# A raw RSP client (for timing one packet's round trip without gdb in between): the tests' own.
+# A raw RSP client (for timing one packet's round trip without gdb in between): the project's
+# one, tests/rsp_client.py.
 
 
 def rsp_client(address: str, timeout: float = 60.0) -> Client:

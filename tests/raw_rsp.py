@@ -1,8 +1,8 @@
-"""A raw RSP client and a gdbstub server subprocess, for tests that speak packets themselves.
+"""A gdbstub server subprocess and helpers, for tests that speak packets themselves.
 
 `start_server` runs `gdbstub 127.0.0.1:0 PROG` and learns the port and the program's pid from
-its log; `Client` frames requests, checks the '+' owed for each and acknowledges replies like
-gdb does. Helpers read the kernel's view (/proc) and `nm`, never the server's.
+its log; `RunningServer.connect` gives a `rsp_client.Client` of it. Helpers read the kernel's
+view (/proc) and `nm`, never the server's.
 """
 
 from __future__ import annotations
@@ -10,18 +10,17 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
 from packets import framing
+from rsp_client import Client
 
 GDBSTUB = [sys.executable, "-m", "gdbstub"]
 # What gdb 13 sends (see the captures in the shared notes): the server must cope with all of it.
@@ -96,110 +95,6 @@ def start_server(program: Path, args: list[str], log: Path, once: bool = True,
             proc.wait()
             raise AssertionError(f"the server did not start:\n{text}")
         time.sleep(0.02)
-
-
-# -- a minimal client ------------------------------------------------------------------------------
-
-class Client:
-    """Frames requests, checks the '+' the server owes for each, acknowledges its replies.
-    The one RSP client of the tests and integration tests (gdb-like and lldb-like sessions)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.decoder = framing.Decoder(max_packet_size=1 << 22, expand_rle=True)
-        self.events: deque[framing.Event] = deque()
-        self.no_ack = False
-        self.output = b""  # the program's output, from 'O' packets met by `resume`
-
-    @classmethod
-    def connect(cls, address: str | int, timeout: float = 10) -> Client:
-        """A client of the server at HOST:PORT (or a port on 127.0.0.1)."""
-        host, _, port = str(address).rpartition(":")
-        sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as gdb does
-        return cls(sock)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def next_event(self, timeout: float = 10) -> framing.Event:
-        deadline = time.monotonic() + timeout
-        while not self.events:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no reply from the server")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(1 << 16)
-            except socket.timeout:
-                raise TimeoutError("no reply from the server") from None
-            if not data:
-                raise ConnectionError("the server closed the connection")
-            self.events.extend(self.decoder.feed(data))
-        return self.events.popleft()
-
-    def expect_ack(self, timeout: float = 10) -> None:
-        event = self.next_event(timeout)
-        assert isinstance(event, framing.Ack), f"expected '+', got {event!r}"
-
-    def read_reply(self, timeout: float = 10) -> bytes:
-        event = self.next_event(timeout)
-        assert isinstance(event, framing.Packet), f"expected a packet, got {event!r}"
-        if not self.no_ack:
-            self.send_raw(b"+")
-        return event.payload
-
-    def send(self, payload: bytes) -> None:
-        self.send_raw(framing.frame(payload))
-        if not self.no_ack:
-            self.expect_ack()
-
-    def request(self, payload: bytes, timeout: float = 10) -> bytes:
-        self.send(payload)
-        return self.read_reply(timeout)
-
-    def resume(self, payload: bytes, timeout: float = 20) -> bytes:
-        """Send a resumption packet; return the stop reply, collecting program output."""
-        self.send(payload)
-        while True:
-            reply = self.read_reply(timeout)
-            if reply[:1] == b"O" and reply != b"OK":
-                self.output += bytes.fromhex(reply[1:].decode())
-                continue
-            return reply
-
-    def monitor(self, command: str, timeout: float = 60) -> tuple[str, bytes]:
-        """What `monitor COMMAND` printed, and its final reply (OK or an error)."""
-        self.send(b"qRcmd," + command.encode().hex().encode())
-        output = bytearray()
-        while True:
-            reply = self.read_reply(timeout)
-            if reply[:1] == b"O" and reply != b"OK":
-                output += bytes.fromhex(reply[1:].decode())
-                continue
-            return output.decode(errors="replace"), reply
-
-    def nothing_pending(self, wait: float) -> bool:
-        """True if the server sends nothing within `wait` seconds."""
-        try:
-            event = self.next_event(wait)
-        except TimeoutError:
-            return True
-        self.events.appendleft(event)
-        return False
-
-    def xfer(self, obj: str, annex: str, chunk: int = 0x3FF) -> bytes:
-        """Read a whole qXfer object, chunk by chunk."""
-        out = b""
-        while True:
-            reply = self.request(b"qXfer:%s:read:%s:%x,%x" % (obj.encode(), annex.encode(), len(out), chunk))
-            assert reply[:1] in (b"m", b"l"), f"qXfer:{obj}:{annex} at {len(out):#x} -> {reply[:80]!r}"
-            out += framing.unescape_binary(reply[1:])
-            if reply[:1] == b"l":
-                return out
 
 
 def hexs(data: bytes) -> bytes:

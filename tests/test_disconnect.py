@@ -21,7 +21,6 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from raw_rsp import (
     GDB_QSUPPORTED,
-    Client,
     RunningServer,
     elf_bytes,
     load_base,
@@ -30,6 +29,7 @@ from raw_rsp import (
     process_state,
     start_server,
 )
+from rsp_client import Client
 
 from packets import framing
 from testprograms import PROGRAMS_DIR

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from raw_rsp import GDB_QSUPPORTED, Client, RunningServer, elf_bytes, load_base, nm_address, same_registers, start_server
+from raw_rsp import GDB_QSUPPORTED, RunningServer, elf_bytes, load_base, nm_address, same_registers, start_server
+from rsp_client import Client
 
 from packets import framing
 

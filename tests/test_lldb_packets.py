@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 from raw_rsp import LLDB_QSUPPORTED
-from raw_rsp import Client as RawClient
+from rsp_client import Client as RawClient
 
 from packets import framing
 

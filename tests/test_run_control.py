@@ -16,13 +16,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from raw_rsp import GDB_QSUPPORTED, LLDB_QSUPPORTED, Client, RunningServer, load_base, nm_address, start_server
+from raw_rsp import GDB_QSUPPORTED, LLDB_QSUPPORTED, RunningServer, load_base, nm_address, start_server
+from rsp_client import Client
 
 from testprograms import PROGRAMS_DIR
 
 pytestmark = pytest.mark.timeout(60)
 
 NTHREADS = int(re.search(r"#define NTHREADS (\d+)", (PROGRAMS_DIR / "threads.c").read_text()).group(1))
+
+
+def start_either(server_command: list[str] | None, program: Path, args: list[str],
+                 tmp_path: Path) -> RunningServer:
+    """gdbstub (`server_command` None) or the named reference server, serving `program`."""
+    if server_command and not shutil.which(server_command[0]):
+        pytest.skip(f"{server_command[0]} not installed")
+    extra = {"command": server_command} if server_command else {}
+    return start_server(program, args, tmp_path / "server.log", **extra)
 
 
 def run_to_exit(client: Client, resume: bytes) -> tuple[list[int], list[int], bytes]:
@@ -203,10 +213,7 @@ def test_interrupt_sent_while_stopped_stops_the_next_resume(programs, tmp_path: 
     # gdb sends 0x03 for a Ctrl-C even when the program has just stopped (between the single
     # steps of a software watchpoint) and then waits for that stop: gdbserver's SIGINT waits in
     # the kernel, so the next resume stops at once with SIGINT, where the program was.
-    if server_command and not shutil.which(server_command[0]):
-        pytest.skip("gdbserver not installed")
-    extra = {"command": server_command} if server_command else {}
-    server = start_server(programs.spin, [], tmp_path / "server.log", **extra)
+    server = start_either(server_command, programs.spin, [], tmp_path)
     client = server.connect()
     try:
         client.request(GDB_QSUPPORTED)
@@ -263,11 +270,8 @@ def test_a_thread_left_stopped_keeps_its_event(programs, tmp_path: Path, server_
     # nothing of them: gdb asserts when a thread it left stopped reports (scheduler locking,
     # stepping one thread over a breakpoint), and lldb resumes one thread to run an
     # expression on it.
-    if server_command and not shutil.which(server_command[0]):
-        pytest.skip("gdbserver not installed")
     program = programs.threads.parent / "threads_race"
-    extra = {"command": server_command} if server_command else {}
-    server = start_server(program, ["4", "100000000"], tmp_path / "server.log", **extra)
+    server = start_either(server_command, program, ["4", "100000000"], tmp_path)
     client = server.connect()
     gdb = client_kind == "gdb"
     thread = (lambda tid: b"p%x.%x" % (server.pid, tid)) if gdb else (lambda tid: b"%x" % tid)
@@ -306,12 +310,8 @@ def test_a_program_killed_from_outside_while_running_is_reported_killed(programs
                                                                         server_command, program_name):
     # gdb.threads/killed-outside.exp: SIGKILL sent by someone else while the program runs
     # (one thread, or several busy ones): the client hears X09 for the process.
-    if server_command and not shutil.which(server_command[0]):
-        pytest.skip("gdbserver not installed")
-    program = programs.threads.parent / program_name
     args = ["4", "100000000"] if program_name == "threads_race" else []
-    extra = {"command": server_command} if server_command else {}
-    server = start_server(program, args, tmp_path / "server.log", **extra)
+    server = start_either(server_command, programs.threads.parent / program_name, args, tmp_path)
     client = server.connect()
     try:
         client.request(GDB_QSUPPORTED)
@@ -346,3 +346,4 @@ def test_a_child_the_client_is_not_told_of_runs_without_the_breakpoints(programs
     finally:
         client.close()
         server.stop()
+

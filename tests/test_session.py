@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from raw_rsp import (
     GDB_QSUPPORTED,
-    Client,
     auxv_of,
     hexs,
     load_base,
@@ -28,6 +27,7 @@ from raw_rsp import (
     start_server,
     vfile,
 )
+from rsp_client import Client
 
 from packets import framing
 

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-from raw_rsp import GDB_QSUPPORTED, LLDB_QSUPPORTED, Client, RunningServer, load_base, nm_address, same_registers, start_server
+from raw_rsp import GDB_QSUPPORTED, LLDB_QSUPPORTED, RunningServer, load_base, nm_address, same_registers, start_server
+from rsp_client import Client
 
 pytestmark = pytest.mark.timeout(60)
 
