@@ -14,7 +14,7 @@ import signal
 from packets import replies
 
 from . import thread_names
-from .process import StopEvent, StopKind
+from .process import StopEvent, StopKind, procfs
 
 _TRAP_KINDS = (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT, StopKind.HW_BREAKPOINT,
                StopKind.TRAP, StopKind.THREAD_CREATED, StopKind.RUNTIME, StopKind.FORKED,
@@ -110,6 +110,11 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
             for regnum, value in zip(table.expedite, values):
                 pairs.append((b"%02x" % regnum, value.hex().encode()))
     pairs.append((b"thread", session.format_thread(event.tid)))
+    if thread is not None:
+        # The CPU the thread last ran on, as gdbserver sends it (MI's *stopped shows it).
+        _, core = procfs.thread_name_and_core(inferior.pid, event.tid)
+        if core is not None:
+            pairs.append((b"core", b"%x" % core))
     return replies.stop_reply(session.profile.signal_to_client(event_signal(session, event)), pairs)
 
 

@@ -7,6 +7,7 @@ shows that the test itself holds and the candidate run that the stub does the sa
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -33,6 +34,8 @@ def test_breakpoints_stepping_and_evaluation(server_kind: str, programs: Program
         stop = mi.wait_stopped()
         assert stop["reason"] == "breakpoint-hit"
         assert stop["bkptno"] == "1"
+        # The CPU the thread last ran on, from the stop reply's core: (gdb shows it in MI).
+        assert 0 <= int(stop["core"]) < os.cpu_count()
         assert frame_of(stop)["func"] == "main"
         assert frame_of(stop)["line"] == _line("main-first")
 

@@ -347,3 +347,25 @@ def test_a_child_the_client_is_not_told_of_runs_without_the_breakpoints(programs
         client.close()
         server.stop()
 
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_stop_replies_name_the_core_the_thread_last_ran_on(programs, tmp_path: Path, server_command):
+    # gdbserver adds core:N (hex) to every T reply; MI front ends show it. The truth is the
+    # kernel's: field 39 of the stopped thread's /proc stat.
+    server = start_either(server_command, programs.spin, [], tmp_path)
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        for _ in range(5):
+            client.send(b"vCont;c")
+            client.send_raw(b"\x03")
+            reply = client.read_reply()
+            # Read while the thread is still stopped where the reply was made.
+            tid = int(re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", reply).group(1), 16)
+            stat = Path(f"/proc/{server.pid}/task/{tid}/stat").read_bytes()
+            kernel_core = int(stat[stat.rfind(b")") + 2:].split()[36])
+            core = re.search(rb";core:([0-9a-f]+);", reply)
+            assert core is not None and int(core.group(1), 16) == kernel_core, reply
+    finally:
+        client.close()
+        server.stop()

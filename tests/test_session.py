@@ -166,7 +166,7 @@ def test_stop_reason_reply_format(client, static_server):
     client.request(GDB_QSUPPORTED)  # multiprocess+: thread ids are p<pid>.<tid>
     reply = client.request(b"?")
     pid = static_server.pid
-    match = re.fullmatch(rb"T05((?:[0-9a-f]{2}:[0-9a-f]+;)*)thread:p([0-9a-f]+)\.([0-9a-f]+);", reply)
+    match = re.fullmatch(rb"T05((?:[0-9a-f]{2}:[0-9a-f]+;)*)thread:p([0-9a-f]+)\.([0-9a-f]+);core:[0-9a-f]+;", reply)
     assert match, reply
     assert int(match.group(2), 16) == pid and int(match.group(3), 16) == pid
     expedited = dict(pair.split(b":") for pair in match.group(1).split(b";") if pair)
@@ -357,7 +357,7 @@ def test_interrupt_byte_stops_a_running_program(programs, tmp_path):
         client.send_raw(b"\x03")
         reply = client.read_reply(timeout=5)
         assert time.monotonic() - start < 2
-        expected = rb"T02(?:[0-9a-f]{2}:[0-9a-f]+;)*thread:p%x\.%x;" % (server.pid, server.pid)
+        expected = rb"T02(?:[0-9a-f]{2}:[0-9a-f]+;)*thread:p%x\.%x;core:[0-9a-f]+;" % (server.pid, server.pid)
         assert re.fullmatch(expected, reply), reply
         assert process_state(server.pid) == "t"
         # The session goes on: registers and memory are readable at the stop.
@@ -379,7 +379,7 @@ def test_interrupt_byte_in_the_same_read_as_the_resume_is_honoured(programs, tmp
         client.send_raw(framing.frame(b"vCont;c") + b"\x03")  # one segment, one read
         client.expect_ack()
         reply = client.read_reply(timeout=5)
-        assert re.fullmatch(rb"T02(?:[0-9a-f]{2}:[0-9a-f]+;)*thread:p[0-9a-f]+\.[0-9a-f]+;", reply), reply
+        assert re.fullmatch(rb"T02(?:[0-9a-f]{2}:[0-9a-f]+;)*thread:p[0-9a-f]+\.[0-9a-f]+;core:[0-9a-f]+;", reply), reply
         assert process_state(server.pid) == "t"
     finally:
         client.close()
