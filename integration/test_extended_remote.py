@@ -262,3 +262,14 @@ def test_startup_with_shell_runs_the_users_shell(reference: str, candidate: str,
     assert len(calls[candidate]) == len(calls[reference]) == (1 if shell == "on" else 0), calls
     if shell == "on":
         assert calls[candidate][0].startswith(f"-c exec {programs.simple}"), calls
+
+
+def test_no_process_means_no_target_description(reference: str, candidate: str, programs: Programs) -> None:
+    # Connected to a --multi server before any `run`, gdb takes the architecture it is told
+    # (gdb.base/catch-syscall.exp sets i386): the server has no process to describe.
+    commands = ["set architecture i386", "show architecture", "set architecture i386:x86-64",
+                f"set remote exec-file {programs.simple}", "run", "show architecture", "monitor exit"]
+    outputs = {kind: extended_session(kind, None, commands, file=programs.simple)[0]
+               for kind in (reference, candidate)}
+    assert outputs[candidate] == outputs[reference]
+    assert 'The target architecture is set to "i386".' in outputs[candidate], outputs[candidate]

@@ -78,6 +78,9 @@ def xfer_write(session, cmd: cmds.XferWrite) -> bytes:
 def target_description(session, annex: str) -> bytes:
     if annex != "target.xml":
         raise KeyError(annex)
+    # Like gdbserver: no process, no description (a --multi server before `run`). gdb then
+    # keeps the architecture the user sets, rather than taking x86-64 for granted.
+    session.require_inferior()
     # lldb needs the vector encoding spelled out to read the zmm upper halves; gdb ignores it.
     return session.table.target_xml(lldb_attributes=session.profile.name == "lldb").encode()
 

@@ -129,6 +129,8 @@ class ProcessSet:
             for process in resumed:
                 if process.has_something_to_report():
                     event = await process.wait_for_stop(prefer)
+                    # The process of the last stop is the one a new client hears of (`?`).
+                    self.current = process
                     for other in list(self._processes.values()):
                         if other is not process:  # an exited one too: its end waits
                             await other.hold_all()
