@@ -84,6 +84,7 @@ bench: setup
 	$(VPY) bench/threads_bench.py
 	$(VPY) bench/loop_stall.py
 	$(VPY) bench/running_latency.py
+	$(VPY) bench/pause_latency.py
 
 soak: setup
 	$(VPY) bench/soak.py

@@ -1,4 +1,6 @@
-"""How soon a server answers a 0x03 or a disconnect while a program of many threads runs.
+"""How soon a server answers a 0x03 or a disconnect while a program of many threads runs, and
+how a pause at a random moment fares in a program whose threads are busy, blocked, or coming
+and going (`pause_latencies`).
 
 Shared by tests/test_many_threads_running.py (a generous bound) and bench/running_latency.py
 (the figures, gdbstub beside gdbserver). The program is tests/programs/threads_bench.c:
@@ -8,6 +10,8 @@ NTHREADS threads blocked at a barrier, the main thread calling tick() for ever.
 from __future__ import annotations
 
 import os
+import random
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -109,3 +113,46 @@ def disconnect_latency(program: Path, nthreads: int, log: Path, attached: bool,
         if victim is not None:
             victim.kill()
             victim.wait()
+
+
+def task_ids(pid: int) -> set[int]:
+    try:
+        return {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+    except FileNotFoundError:
+        return set()
+
+
+def pause_latencies(program: Path, rounds: int, log: Path, command: list[str] = GDBSTUB,
+                    seed: int = 0, max_wait: float = 0.01) -> list[tuple[float, bytes, bool]]:
+    """Pause a running program `rounds` times, each after a random moment (up to `max_wait`
+    seconds) of running: for each pause, the seconds from the 0x03 to its stop reply, the
+    reply, and whether the thread it names exists (in /proc, while the program is stopped).
+    The program is tests/programs/threads_pause.c: busy threads, threads in blocking system
+    calls, and threads being created and joined all the time."""
+    rng = random.Random(seed)
+    server = start_server(program, [], log, command=command)
+    client = server.connect()
+    results = []
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.request(b"QStartNoAckMode")
+        client.no_ack = True
+        client.request(b"?")
+        client.send(b"vCont;c")
+        wait_for_threads(server.pid, 17)
+        client.send_raw(b"\x03")
+        client.read_reply(timeout=30)
+        for _ in range(rounds):
+            client.send(b"vCont;c")
+            time.sleep(rng.uniform(0, max_wait))
+            start = time.monotonic()
+            client.send_raw(b"\x03")
+            reply = client.read_reply(timeout=30)
+            elapsed = time.monotonic() - start
+            named = re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", reply)
+            exists = named is not None and int(named.group(1), 16) in task_ids(server.pid)
+            results.append((elapsed, reply, exists))
+    finally:
+        client.close()
+        server.stop()
+    return results

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from running_latency import disconnect_latency, interrupt_latency
+from running_latency import disconnect_latency, interrupt_latency, pause_latencies
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,3 +41,16 @@ def test_a_vanished_client_releases_a_running_program_of_1000_threads(threads_be
     else:
         assert state in (None, "Z", "X"), state  # killed
     assert elapsed < BOUND
+
+
+def test_pauses_at_random_moments_stop_a_program_of_busy_blocked_and_short_lived_threads(programs, tmp_path):
+    # threads_pause.c: spinning threads, threads in nanosleep and read, and threads created and
+    # joined all the time. Every 0x03 is answered with a stop naming a thread that exists.
+    # The latency figures are bench/pause_latency.py's (1,000 pauses, beside gdbserver).
+    program = programs.threads.parent / "threads_pause"
+    samples = pause_latencies(program, 100, tmp_path / "server.log", seed=7)
+    worst = max(elapsed for elapsed, _, _ in samples)
+    print(f"\n100 pauses at random moments: worst {worst * 1000:.1f} ms")
+    for elapsed, reply, exists in samples:
+        assert reply.startswith(b"T02") and exists, reply
+        assert elapsed < BOUND

@@ -98,6 +98,10 @@ class AllStop:
                 self._leave_out_unstoppable_threads()
                 return
             # A safety net: PTRACE_INTERRUPT is harmless to repeat on a thread still running.
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("process %d: not stopped after 0.2 s, interrupted again: %s", self.pid, [
+                    (t.tid, procfs.task_state(self.pid, t.tid))
+                    for t in self.threads.values() if t.running and not t.unstoppable])
             for thread in self.threads.values():
                 if not thread.unstoppable:
                     thread.interrupt_sent = False

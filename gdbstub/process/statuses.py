@@ -111,6 +111,12 @@ class StatusHandling:
         sig = os.WSTOPSIG(status)
         event = status >> 16
         thread.at_event_stop = event != 0
+        if event != pt.PTRACE_EVENT_STOP:
+            # Every other stop absorbs a PTRACE_INTERRUPT sent before it (the kernel clears a
+            # pending interrupt at each trap); one sent after it fires at the next resume, as
+            # a stop nobody waits for. Either way, a later stop_all must interrupt it again:
+            # waiting for the absorbed one left it running until the safety net (0.2 s).
+            thread.interrupt_sent = False
 
         if event == pt.PTRACE_EVENT_CLONE:
             self._on_clone(thread)
