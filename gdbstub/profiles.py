@@ -29,8 +29,9 @@ class ClientProfile:
     # A 0x03 that comes while the program is stopped stops it again at the next resume (gdb:
     # gdbserver sends SIGINT, which waits in the kernel), or is dropped (lldb).
     interrupt_outlasts_stop: bool
-    # The first stop after launch.
+    # The first stop after launch, and after attach.
     initial_signal: int
+    attach_signal: int
     # `k` is answered with the exit reply (lldb) or not at all (gdb).
     reply_to_kill: bool
     # Signals passed to the program without a stop until the client sends QPassSignals.
@@ -64,7 +65,7 @@ _LLDB_QUIET = frozenset(
 GDB = ClientProfile(
     name="gdb", native_signals=False, lldb_stop_replies=False, x_reply_prefix=b"b",
     multiprocess_ids=True, interrupt_signal=signal.SIGINT, interrupt_outlasts_stop=True,
-    initial_signal=signal.SIGTRAP,
+    initial_signal=signal.SIGTRAP, attach_signal=0,
     reply_to_kill=False, default_pass_signals=frozenset(), launch_inherits_environment=True,
     launch_through_shell=True,
     read_watchpoints=False,
@@ -73,7 +74,7 @@ GDB = ClientProfile(
 LLDB = ClientProfile(
     name="lldb", native_signals=True, lldb_stop_replies=True, x_reply_prefix=b"",
     multiprocess_ids=False, interrupt_signal=signal.SIGSTOP, interrupt_outlasts_stop=False,
-    initial_signal=signal.SIGSTOP,
+    initial_signal=signal.SIGSTOP, attach_signal=signal.SIGSTOP,
     reply_to_kill=True, default_pass_signals=_LLDB_QUIET, launch_inherits_environment=False,
     launch_through_shell=False,
     read_watchpoints=True,

@@ -22,6 +22,7 @@ from .profiles import ClientProfile
 from .stop_replies import stop_reply, take_stop
 from .handlers.general import PACKET_SIZE
 from .handlers.registry import HANDLERS
+from .notifications import StopNotifier
 from .context import ServerContext
 from .process import Inferior, ProcessSet, PtraceError, StopEvent, TargetError
 from .transport import Connection
@@ -64,6 +65,7 @@ class ProtocolState:
     thread_suffix: bool = False
     extended: bool = False
     threads_in_stop_reply: bool = False
+    non_stop: bool = False
 
 
 class ConnectionClosed(Exception):
@@ -97,6 +99,13 @@ class Session:
         # The process the client works on (Hg pPID.TID, the last stop, the last one started);
         # None: the one added last.
         self.selected_pid: int | None = None
+        # Non-stop mode: the stops the client has yet to hear of, and the task that reports
+        # them (running only in that mode). A notification goes out only between a request's
+        # handling and the next one, never between a request and its reply (`_wire`).
+        self.notifier = StopNotifier(self)
+        self._wire = trio.Lock()
+        self._nursery: trio.Nursery | None = None
+        self._notifier_scope: trio.CancelScope | None = None
 
     # -- facts handlers use --------------------------------------------------------------
     @property
@@ -141,20 +150,73 @@ class Session:
     # -- the connection ------------------------------------------------------------------
     async def run(self) -> None:
         """Serve the client until it leaves, or a command ends the session (k, D, monitor exit)."""
-        try:
-            while not self.stop_requested_exit:
-                data = await self.conn.receive()
-                if not data:
-                    self.client_gone = True
-                    break
-                await self._feed(data)
-        except (ConnectionError, ConnectionClosed, trio.ClosedResourceError):
-            self.client_gone = True
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                while not self.stop_requested_exit:
+                    data = await self.conn.receive()
+                    if not data:
+                        self.client_gone = True
+                        break
+                    await self._feed(data)
+            except (ConnectionError, ConnectionClosed, trio.ClosedResourceError):
+                self.client_gone = True
+            finally:
+                nursery.cancel_scope.cancel()
+                if self.state.non_stop:
+                    self.processes.non_stop = False  # whoever comes next starts in all-stop
 
     async def _feed(self, data: bytes) -> None:
         self._backlog.extend(self._decoder.feed(data))
         while self._backlog and not self.stop_requested_exit:
-            await self._on_event(self._backlog.popleft())
+            async with self._wire:
+                await self._on_event(self._backlog.popleft())
+
+    # -- non-stop mode -------------------------------------------------------------------
+    def set_non_stop(self, on: bool) -> None:
+        """QNonStop: stops are reported as notifications as they come (on), or as the reply
+        to the resume (off)."""
+        if on and not self.state.non_stop:
+            for inferior in self.processes.live():
+                inferior.count_unreported_as_running()
+        self.state.non_stop = on
+        self.processes.non_stop = on
+        if on and self._notifier_scope is None and self._nursery is not None:
+            self._notifier_scope = trio.CancelScope()
+            self._nursery.start_soon(self._report_stops, self._notifier_scope)
+        elif not on and self._notifier_scope is not None:
+            self._notifier_scope.cancel()
+            self._notifier_scope = None
+
+    async def _report_stops(self, scope: trio.CancelScope) -> None:
+        with scope:
+            try:
+                await self.notifier.run()
+            except (ConnectionError, ConnectionClosed, trio.ClosedResourceError, trio.BrokenResourceError):
+                self.client_gone = True
+                if self._nursery is not None:
+                    self._nursery.cancel_scope.cancel()
+
+    async def send_notification(self, payload: bytes) -> None:
+        if packet_log.isEnabledFor(logging.DEBUG):
+            packet_log.debug("-> %%%r", payload[:2000])
+        async with self._wire:
+            await self.conn.send_all(framing.frame_notification(payload))
+
+    def render_stop(self, event: StopEvent, select: bool = False) -> bytes:
+        """A stop as this client is told of it (the reply to a resume, `?`, `vStopped`, or a
+        notification). `select`: the client's selection follows the stop (all-stop); in
+        non-stop mode it stays where the client put it."""
+        if select and event.pid:
+            self.selected_pid = event.pid
+        inferior = self.processes.get(event.pid) or self.inferior
+        if event.is_exit:
+            self.context.lifecycle.announce_end(event)
+        elif inferior is not None and inferior.has_thread(event.tid):
+            if select:
+                self.state.general_thread = event.tid
+            take_stop(self, event)
+        return stop_reply(self, event)
 
     async def _on_event(self, event) -> None:
         if isinstance(event, framing.Packet):
@@ -170,7 +232,11 @@ class Session:
             elif self._pending_ack:
                 await self._send_raw(b"")
         elif isinstance(event, framing.Interrupt):
-            self._on_interrupt_while_stopped()
+            if self.state.non_stop:
+                packet_log.debug("<- ^C")
+                self.processes.request_interrupt()
+            else:
+                self.interrupt_while_stopped()
         elif isinstance(event, framing.BadChecksum):
             packet_log.debug("<- bad checksum %r", event.payload[:200])
             if not self.state.no_ack:
@@ -187,7 +253,7 @@ class Session:
             await self.send(replies.error(0x01, f"packet too long ({event.length} bytes)",
                                           self.state.error_strings))
 
-    def _on_interrupt_while_stopped(self) -> None:
+    def interrupt_while_stopped(self) -> None:
         """gdb sends a 0x03 for a Ctrl-C even when the program has just stopped (between the
         single steps of a software watchpoint, say) and waits for the stop it asked for: the
         next resume gives it. lldb's interrupts only race with a stop, so they are dropped."""
@@ -253,15 +319,7 @@ class Session:
             log.debug("waiting for the stop failed: %s", exc)
             await self.send(replies.error(0x01, str(exc), self.state.error_strings))
             return
-        if event.pid:
-            self.selected_pid = event.pid
-        inferior = self.inferior
-        if event.is_exit:
-            self.context.lifecycle.announce_end(event)
-        elif inferior is not None and inferior.has_thread(event.tid):
-            self.state.general_thread = event.tid
-            take_stop(self, event)
-        await self.send(stop_reply(self, event))
+        await self.send(self.render_stop(event, select=True))
 
     async def _wait_for_stop(self, prefer: list[int], report_no_resumed: bool) -> StopEvent:
         """The next stop, while still reading the client: a 0x03 interrupts the program and a

@@ -37,6 +37,8 @@ def event_signal(session, event: StopEvent) -> int:
         return session.profile.interrupt_signal
     if event.kind == StopKind.INITIAL:
         return session.profile.initial_signal
+    if event.kind == StopKind.ATTACHED:
+        return session.profile.attach_signal  # gdbserver: T00; lldb-server: SIGSTOP
     if event.kind in _TRAP_KINDS:
         return signal.SIGTRAP
     return event.signal
@@ -70,7 +72,7 @@ def stop_reply(session, event: StopEvent) -> bytes:
     if event.kind == StopKind.NO_RESUMED:
         return b"N"
     if event.kind == StopKind.THREAD_EXITED:
-        return b"w%02x;" % (event.exit_code & 0xFF) + session.format_thread(event.tid)
+        return b"w%02x;" % (event.exit_code & 0xFF) + session.format_thread(event.tid, event.pid or None)
     if profile.lldb_stop_replies:
         return _lldb_stop_reply(session, event)
     return _gdb_stop_reply(session, event)
@@ -78,7 +80,7 @@ def stop_reply(session, event: StopEvent) -> bytes:
 
 def _gdb_stop_reply(session, event: StopEvent) -> bytes:
     state = session.state
-    inferior = session.inferior
+    inferior = session.processes.get(event.pid) or session.inferior
     pairs: list[tuple[bytes, bytes]] = []
     if event.kind == StopKind.BREAKPOINT:
         if state.swbreak and not event.pc_after_int3:
@@ -109,7 +111,7 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
             values = table.read_registers(inferior.registers(event.tid), table.expedite)
             for regnum, value in zip(table.expedite, values):
                 pairs.append((b"%02x" % regnum, value.hex().encode()))
-    pairs.append((b"thread", session.format_thread(event.tid)))
+    pairs.append((b"thread", session.format_thread(event.tid, event.pid or None)))
     if thread is not None:
         # The CPU the thread last ran on, as gdbserver sends it (MI's *stopped shows it).
         _, core = procfs.thread_name_and_core(inferior.pid, event.tid)

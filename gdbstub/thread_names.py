@@ -6,9 +6,10 @@ from .process import Inferior, procfs
 
 
 def labels(inferior: Inferior) -> dict:
-    """Go thread labels for the current stop ({} for other programs)."""
+    """Go thread labels for the current stop ({} for other programs, and while threads run in
+    non-stop mode: the goroutines are read from a stopped program only)."""
     go = inferior.go
-    if go is None or not inferior.alive:
+    if go is None or not inferior.alive or (inferior.non_stop and inferior.is_running()):
         return {}
     return go.thread_labels()
 

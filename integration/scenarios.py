@@ -199,6 +199,13 @@ SCENARIOS: list[Scenario] = [
     _s("system_under_catch_vfork", "forks",
        "catch vfork", "break work", "continue", "continue", "continue", "continue",
        args=("system",)),
+    # Non-stop mode (gdb's `set non-stop on`: QNonStop, %Stop notifications and vStopped): a
+    # thread that stops stays stopped alone, the others run on; `continue` resumes the
+    # selected thread only, `continue -a` every thread.
+    _s("non_stop_breakpoint_in_one_thread", "threads_race",
+       "break hit", "continue", "info threads", "thread 2", "bt 1", "continue", "info threads",
+       "delete", "continue -a",
+       args=("1", "3"), before_connect=("set non-stop on",)),
 ]
 
 

@@ -58,6 +58,7 @@ from go_harness import (
     timed,
 )
 from lldb_harness import run_lldb_batch
+from packets.framing import Notification
 from mi import MiSession
 
 pytestmark = [
@@ -665,3 +666,43 @@ def test_ten_thousand_goroutines_listed_quickly(gobuild: GoBuild, tmp_path):
     assert len(parked) == MANY
     assert again == output
     assert first < 2.0  # the target is 0.5 s; the figure is printed above
+
+
+# ---------------------------------------------------------------------------------------
+# Non-stop mode
+
+
+def test_non_stop_goroutines_are_read_from_a_stopped_program(gobuild: GoBuild, tmp_path):
+    # While threads run (non-stop mode), the goroutine list would be read from a scheduler that
+    # changes under the reader: it is refused with a clear message. Once every thread is
+    # stopped (vCont;t), it is the program's own (its dump at main.stopHere is the truth).
+    binary = gobuild.binary(WAITERS)
+    dump_path = tmp_path / "dump.txt"
+    stop_here = _stop_address(gobuild, WAITERS, "main.stopHere")
+    with go_server(binary, env={"GOAWARE_DUMP": str(dump_path)}) as server:
+        client = rsp_client(server.address)
+        try:
+            client.request(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+            assert client.request(b"QNonStop:1") == b"OK"
+            assert client.request(b"?").startswith(b"T")
+            assert client.request(b"vStopped") == b"OK"
+            assert client.request(b"Z0,%x,1" % stop_here) == b"OK"
+            assert client.request(b"vCont;c") == b"OK"
+            event = client.next_event(60)
+            assert isinstance(event, Notification) and b"swbreak" in event.payload, event
+            while client.request(b"vStopped") != b"OK":
+                pass
+            output, reply = client.monitor("goroutines")
+            assert reply == b"OK" and "running (non-stop mode)" in output, (output, reply)
+            assert client.request(b"vCont;t") == b"OK"
+            while not client.nothing_pending(1.0):  # each thread's stop, as it comes
+                assert isinstance(client.next_event(), Notification)
+                while client.request(b"vStopped") != b"OK":
+                    pass
+            output, reply = client.monitor("goroutines")
+            assert reply == b"OK", (output, reply)
+        finally:
+            client.close()
+    listed = parse_goroutines(output)
+    for d in parse_dump(dump_path.read_text()):
+        assert d.goid in listed, f"goroutine {d.goid} missing"

@@ -17,6 +17,8 @@ __all__ = [
     "Detach",
     "Kill",
     "NonStop",
+    "StoppedAck",
+    "CtrlC",
     "PassSignals",
     "ProgramSignals",
     "SetThread",
@@ -186,6 +188,17 @@ class NonStop(Command):
 
 
 @dataclass(frozen=True)
+class StoppedAck(Command):
+    """``vStopped``: non-stop mode's acknowledgement of a ``%Stop`` notification, asking for
+    the next stop waiting to be reported."""
+
+
+@dataclass(frozen=True)
+class CtrlC(Command):
+    """``vCtrlC``: interrupt the program as a Ctrl-C would (non-stop mode's 0x03)."""
+
+
+@dataclass(frozen=True)
 class ThreadEvents(Command):
     """``QThreadEvents:0|1``: report thread creation and exit."""
 
@@ -196,6 +209,8 @@ register_exact(b"?", StopReasonQuery)
 
 
 register_exact(b"vCont?", VContQuery)
+register_exact(b"vStopped", StoppedAck)
+register_exact(b"vCtrlC", CtrlC)
 
 
 register_exact(b"qC", CurrentThreadQuery)

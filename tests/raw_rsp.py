@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from elftools.elf.elffile import ELFFile
 
 from packets import framing
@@ -72,6 +76,38 @@ class RunningServer:
             self.proc.kill()
             self.proc.wait()
             return None
+
+
+def start_either(server_command: list[str] | None, program: Path, args: list[str],
+                 tmp_path: Path) -> RunningServer:
+    """gdbstub (`server_command` None) or the named reference server, serving `program`."""
+    if server_command and not shutil.which(server_command[0]):
+        pytest.skip(f"{server_command[0]} not installed")
+    extra = {"command": server_command} if server_command else {}
+    return start_server(program, args, tmp_path / "server.log", **extra)
+
+
+@contextmanager
+def attached_server(server_command: list[str] | None, program: Path, args: list[str], tmp_path: Path,
+                    threads: int = 1) -> Iterator[RunningServer]:
+    """`program` started here with `args` (once it has `threads` threads), and gdbstub
+    (`server_command` None) or the named reference server attached to it. Both end with it."""
+    if server_command and not shutil.which(server_command[0]):
+        pytest.skip(f"{server_command[0]} not installed")
+    victim = subprocess.Popen([str(program), *args], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while len(os.listdir(f"/proc/{victim.pid}/task")) < threads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        extra = {"command": server_command} if server_command else {}
+        server = start_server(program, [], tmp_path / "server.log", attach_pid=victim.pid, **extra)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 def start_server(program: Path, args: list[str], log: Path, once: bool = True,

@@ -25,6 +25,8 @@ from packets.commands import (
     MonitorCommand,
     MustReplyEmpty,
     NonStop,
+    StoppedAck,
+    CtrlC,
     OffsetsQuery,
     PassSignals,
     ProgramSignals,
@@ -252,6 +254,8 @@ CASES: list[tuple[bytes, Command]] = [
     (b"qThreadExtraInfo,1bd1", ThreadExtraInfo(T(None, 0x1BD1))),
     (b"QNonStop:0", NonStop(False)),  # gdb
     (b"QNonStop:1", NonStop(True)),  # gdb
+    (b"vStopped", StoppedAck()),  # gdb non-stop
+    (b"vCtrlC", CtrlC()),  # gdb non-stop
     (b"QThreadEvents:1", ThreadEvents(True)),
     (b"QThreadEvents:0", ThreadEvents(False)),
     (b"QCatchSyscalls:1;1", CatchSyscalls(frozenset({1}))),  # gdb: catch syscall write
@@ -278,7 +282,8 @@ UNKNOWN = [
     b"qTsV",
     b"qTfP",
     b"QPassSignalsExtra:1",
-    b"vStopped",  # gdb non-stop
+    b"vStoppedX",  # not vStopped
+    b"vCtrlCC",
     b"vCont",
     b"vContX",
     b"vFile:frobnicate:1",
@@ -556,7 +561,7 @@ CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "notes" / "captures"
 # Packets the captured clients sent that this module does not parse (the session answers them
 # from other modules or with an empty reply).
 # Packets real clients send that gdbstub does not implement (answered with an empty reply).
-NOT_PARSED_HERE = re.compile(rb"^(qT[fs][VP]|vStopped|qStructuredDataPlugins)")
+NOT_PARSED_HERE = re.compile(rb"^(qT[fs][VP]|qStructuredDataPlugins)")
 
 
 CUT_AT = 158

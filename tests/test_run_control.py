@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from raw_rsp import GDB_QSUPPORTED, LLDB_QSUPPORTED, RunningServer, load_base, nm_address, start_server
+from raw_rsp import (GDB_QSUPPORTED, LLDB_QSUPPORTED, RunningServer, attached_server, load_base, nm_address,
+                     start_either, start_server)
 from rsp_client import Client
 
 from testprograms import PROGRAMS_DIR
@@ -24,15 +24,6 @@ from testprograms import PROGRAMS_DIR
 pytestmark = pytest.mark.timeout(60)
 
 NTHREADS = int(re.search(r"#define NTHREADS (\d+)", (PROGRAMS_DIR / "threads.c").read_text()).group(1))
-
-
-def start_either(server_command: list[str] | None, program: Path, args: list[str],
-                 tmp_path: Path) -> RunningServer:
-    """gdbstub (`server_command` None) or the named reference server, serving `program`."""
-    if server_command and not shutil.which(server_command[0]):
-        pytest.skip(f"{server_command[0]} not installed")
-    extra = {"command": server_command} if server_command else {}
-    return start_server(program, args, tmp_path / "server.log", **extra)
 
 
 def run_to_exit(client: Client, resume: bytes) -> tuple[list[int], list[int], bytes]:
@@ -369,3 +360,17 @@ def test_stop_replies_name_the_core_the_thread_last_ran_on(programs, tmp_path: P
     finally:
         client.close()
         server.stop()
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_an_attached_program_is_reported_stopped_with_no_signal(programs, tmp_path: Path, server_command):
+    # gdbserver --attach answers `?` with T00 (the SIGSTOP that stopped it is its own affair).
+    with attached_server(server_command, programs.spin, [], tmp_path) as server:
+        client = server.connect()
+        try:
+            client.request(GDB_QSUPPORTED)
+            reply = client.request(b"?")
+            assert reply.startswith(b"T00") and b"thread:p%x.%x;" % (server.pid, server.pid) in reply, reply
+            assert client.request(b"D;%x" % server.pid) == b"OK"
+        finally:
+            client.close()

@@ -75,6 +75,8 @@ async def start_no_ack(session, cmd) -> bytes | None:
 
 @handles(cmds.StopReasonQuery)
 def stop_reason(session, cmd) -> bytes:
+    if session.state.non_stop:
+        return session.notifier.report_stopped_threads(session.inferior.last_event if session.inferior else None)
     inferior = session.inferior
     if inferior is None:
         return replies.exited(0)
@@ -196,10 +198,30 @@ def program_signals(session, cmd: cmds.ProgramSignals) -> bytes:
     return replies.OK
 
 
-@handles(cmds.NonStop)
+@handles(cmds.NonStop, features=("QNonStop+",))
 def non_stop(session, cmd: cmds.NonStop) -> bytes:
-    if cmd.enable:
-        return replies.error(0x01, "non-stop mode is not supported", session.state.error_strings)
+    if cmd.enable and session.profile.lldb_stop_replies:
+        return replies.error(0x01, "non-stop mode is for gdb clients", session.state.error_strings)
+    session.set_non_stop(cmd.enable)
+    return replies.OK
+
+
+@handles(cmds.StoppedAck)
+def stopped_ack(session, cmd) -> bytes:
+    """vStopped: the next stop a non-stop client has not heard of, or OK."""
+    if not session.state.non_stop:
+        return replies.OK
+    return session.notifier.next_reply()
+
+
+@handles(cmds.CtrlC)
+def ctrl_c(session, cmd) -> bytes:
+    """vCtrlC: in non-stop mode one thread stops with SIGINT, reported as a notification; in
+    all-stop mode the program is stopped already, and stops again at once when resumed."""
+    if session.state.non_stop:
+        session.processes.request_interrupt()
+    else:
+        session.interrupt_while_stopped()
     return replies.OK
 
 

@@ -129,6 +129,9 @@ def attach(session, cmd: lc.Attach) -> bytes:
         inferior = _start(session, None, cmd.pid)
     except LaunchError as exc:
         return _error(session, exc)
+    if session.state.non_stop:
+        inferior.announce_attach()  # the stop follows as a notification
+        return replies.OK
     return stop_reply(session, inferior.last_event)
 
 

@@ -31,6 +31,10 @@ def _go(session):
     go = session.go
     if go is None:
         raise MonitorError("not a Go program (no Go runtime found in the executable)")
+    if go.inferior.non_stop and go.inferior.is_running():
+        # Non-stop mode: the scheduler changes the goroutines under the reader.
+        raise MonitorError("threads of the program are running (non-stop mode): the goroutines are "
+                           "read from a stopped program; stop every thread first (interrupt -a)")
     return go
 
 

@@ -25,12 +25,19 @@ def _linux_signal(session, number: int | None) -> int:
     return linux
 
 
-def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> None:
+def _run(session, actions: dict[int, Resume], default: Resume | None, prefer: list[int]) -> bytes | None:
     """Resume, and leave the reply to the stop (the threads in `prefer` report first)."""
-    _resume(session, [(session.require_resumable(), actions, default)], prefer)
+    return _resume(session, [(session.require_resumable(), actions, default)], prefer)
 
 
-def _resume(session, plan: list[tuple[Inferior, dict[int, Resume], Resume | None]], prefer: list[int]) -> None:
+def _resume(session, plan: list[tuple[Inferior, dict[int, Resume], Resume | None]],
+            prefer: list[int]) -> bytes | None:
+    """All-stop: the reply is the stop, which the session waits for. Non-stop: OK at once,
+    and each stop becomes a notification when it comes."""
+    if session.state.non_stop:
+        for inferior, actions, default in plan:
+            inferior.resume(actions, default)
+        return replies.OK
     if session.take_early_interrupt():
         # A 0x03 that came with the resume: the stop is asked for before anything runs, so
         # nothing does (as for an interrupt while stopped). Running a thousand threads only
@@ -39,6 +46,7 @@ def _resume(session, plan: list[tuple[Inferior, dict[int, Resume], Resume | None
     for inferior, actions, default in plan:
         inferior.resume(actions, default)
     session.expect_stop(prefer)
+    return None
 
 
 def _set_pc(session, tid: int, addr: int | None) -> None:
@@ -58,20 +66,20 @@ def _selected_thread(session) -> tuple[int, bool]:
 
 
 @handles(cmds.Continue, cmds.ContinueWithSignal)
-def continue_(session, cmd) -> None:
+def continue_(session, cmd) -> bytes | None:
     tid, _ = _selected_thread(session)
     _set_pc(session, tid, cmd.addr)
     sig = _linux_signal(session, getattr(cmd, "signal", 0))
-    _run(session, {tid: Resume("continue", sig)}, Resume("continue"), [tid])
+    return _run(session, {tid: Resume("continue", sig)}, Resume("continue"), [tid])
 
 
 @handles(cmds.Step, cmds.StepWithSignal)
-def step(session, cmd) -> None:
+def step(session, cmd) -> bytes | None:
     tid, _ = _selected_thread(session)
     _set_pc(session, tid, cmd.addr)
     sig = _linux_signal(session, getattr(cmd, "signal", 0))
     # Like gdbserver: other threads stay stopped during a plain `s`.
-    _run(session, {tid: Resume("step", sig)}, None, [tid])
+    return _run(session, {tid: Resume("step", sig)}, None, [tid])
 
 
 @handles(cmds.VContQuery)
@@ -119,8 +127,7 @@ def vcont(session, cmd: cmds.VCont) -> bytes | None:
             plan.append((inferior, own, default))
     if not plan:
         raise TargetError("no process")
-    _resume(session, plan, prefer)
-    return None
+    return _resume(session, plan, prefer)
 
 
 # Each vCont action this server carries out, and the resume it becomes.
@@ -130,6 +137,8 @@ _RESUMES = {
     "s": lambda session, action: Resume("step"),
     "S": lambda session, action: Resume("step", _linux_signal(session, action.signal)),
     "r": lambda session, action: Resume("range", 0, action.start or 0, action.end or 0),
+    # Stop the thread (non-stop); all-stop stubs ignore it, every thread being stopped.
+    "t": lambda session, action: Resume("stop"),
 }
 
 

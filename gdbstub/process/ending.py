@@ -22,7 +22,12 @@ _WALL = 0x40000000  # waitpid: any child, clone or not (threads)
 
 
 class Ending:
+    # Being killed or detached at the client's request: nothing of it is reported any more
+    # (non-stop mode would otherwise report the kill's end, or a stop met on the way out).
+    ending = False
+
     async def kill(self) -> None:
+        self.ending = True
         if self.exit_event is None:
             try:
                 os.kill(self.pid, signal.SIGKILL)
@@ -37,6 +42,7 @@ class Ending:
         """Remove every trace of the debugger and let the process run on."""
         if self.exit_event is not None:
             return
+        self.ending = True
         await self.stop_all()
         self.cleanup_before_release()
         for thread in list(self.threads.values()):

@@ -16,7 +16,9 @@ class StopKind(enum.Enum):
     WATCHPOINT = "watchpoint"    # a debug-register watchpoint fired
     HW_BREAKPOINT = "hwbreak"    # a debug-register execution breakpoint fired
     INTERRUPTED = "interrupted"  # the client asked us to stop the program (0x03)
-    INITIAL = "initial"          # the stop right after launch or attach
+    INITIAL = "initial"          # the stop right after launch
+    ATTACHED = "attached"        # the stop an attach made (signal: SIGSTOP, what stopped it)
+    STOPPED = "stopped"          # stopped for the client, with no signal (non-stop: vCont;t, `?`)
     TRAP = "trap"                # a SIGTRAP with no breakpoint of ours behind it (int3 in the program)
     RUNTIME = "runtime"          # an internal breakpoint the server reports (a Go fatal panic)
     FORKED = "fork"              # the thread forked (child_pid); the child is held stopped

@@ -25,6 +25,7 @@ from .events import StopEvent, StopKind
 from .forks import ForkHandling
 from .hardware import HardwareBreakpoints
 from .launch import Started
+from .nonstop import NonStop
 from .memory import ProcessMemory
 from .run_settings import RunSettings
 from .statuses import StatusHandling
@@ -36,7 +37,7 @@ class TargetError(Exception):
     """A request the process cannot honour right now; the message is for the client."""
 
 
-class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, ForkHandling, Ending):
+class Inferior(StatusHandling, AllStop, NonStop, InternalStepOver, HardwareBreakpoints, ForkHandling, Ending):
     def __init__(self, started: Started, launched: bool, use_xstate: bool,
                  settings: RunSettings | None = None) -> None:
         self.pid = started.pid
@@ -150,8 +151,12 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, F
 
     # -- run control ---------------------------------------------------------------------
     def request_interrupt(self) -> None:
-        """Ask for an all-stop (the client's 0x03); `wait_for_stop` reports it."""
+        """Ask for an all-stop (the client's 0x03); `wait_for_stop` reports it. In non-stop
+        mode one thread stops (see `interrupt_one_thread`)."""
         if not self.alive:
+            return
+        if self.non_stop:
+            self.interrupt_one_thread()
             return
         self._interrupt_requested = True
         self._notify()
@@ -166,7 +171,7 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, F
         self._held = False
         self.generation += 1
         self._drop_stale_breakpoint_events()
-        if self._interrupt_requested or self._has_pending_report(actions, default):
+        if not self.non_stop and (self._interrupt_requested or self._has_pending_report(actions, default)):
             # Like gdbserver: when something already waits to be reported (a thread's exit,
             # a stop not yet reported, an interrupt asked for while stopped), nothing runs; the
             # next wait reports it at once. Running the others could let the process exit and
@@ -181,6 +186,10 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, F
             action = actions.get(thread.tid, default)
             if action is None or thread.zombie:
                 continue
+            if action.kind == "stop":
+                if self.non_stop:
+                    self.request_thread_stop(thread.tid)
+                continue  # all-stop: every thread is stopped already
             thread.resume = action
             if thread.running:
                 continue  # never stopped (see Thread.unstoppable): running as asked
@@ -198,6 +207,8 @@ class Inferior(StatusHandling, AllStop, InternalStepOver, HardwareBreakpoints, F
             return
         for thread, action in to_run:
             self._run_thread(thread, action)
+        if self.non_stop:
+            self._notify()  # a thread resumed with its event still to report reports it now
 
     def _run_thread(self, thread: Thread, action: Resume) -> None:
         self._set_resume_flag_if_needed(thread)

@@ -28,13 +28,14 @@ class ProcessSet:
         # The process the client works on when it names none: the one added last.
         self.current: Inferior | None = None
         self._changed = trio.Event()
+        self._non_stop = False
 
     # -- membership ----------------------------------------------------------------------
     def add(self, started: Started, launched: bool, settings: RunSettings | None = None) -> Inferior:
         """A process just launched or attached to (stopped), traced from now on."""
         inferior = Inferior(started, launched=launched, use_xstate=self.use_xstate, settings=settings)
         if not launched:
-            inferior.last_event = StopEvent(StopKind.SIGNAL, started.pid, signal.SIGSTOP)
+            inferior.last_event = StopEvent(StopKind.ATTACHED, started.pid, signal.SIGSTOP)
         self.adopt(inferior)
         return inferior
 
@@ -46,6 +47,7 @@ class ProcessSet:
         inferior.on_change = self._notify
         inferior.on_fork = self._add_fork_child
         inferior.on_released = self.remove
+        inferior.non_stop = self._non_stop
         if make_current:
             self.current = inferior
 
@@ -87,6 +89,30 @@ class ProcessSet:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """The tracer's waitpid pump, for the server's whole life."""
         await self.tracer.run(task_status=task_status)
+
+    # -- non-stop: each process's events, one at a time -------------------------------------
+    @property
+    def non_stop(self) -> bool:
+        return self._non_stop
+
+    @non_stop.setter
+    def non_stop(self, on: bool) -> None:
+        """Every process, and those added later, in non-stop mode (a stop stops one thread) or
+        all-stop. Threads keep their state: what is stopped stays stopped."""
+        self._non_stop = on
+        for process in self._processes.values():
+            process.non_stop = on
+        self._notify()
+
+    async def next_event(self) -> StopEvent:
+        """Non-stop: the next event of any process (see `Inferior.take_event`)."""
+        while True:
+            for process in list(self._processes.values()):
+                event = process.take_event()
+                if event is not None:
+                    self.current = process
+                    return event
+            await self._changed.wait()
 
     # -- all-stop over every process -------------------------------------------------------
     def _notify(self) -> None:

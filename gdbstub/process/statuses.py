@@ -244,6 +244,11 @@ class StatusHandling:
                 # The stop asked for long ago, at last: the client believes it stopped then.
                 thread.unstoppable = False
                 return
+            if thread.stop_requested is not None:
+                kind, sig = thread.stop_requested
+                thread.stop_requested = None
+                thread.pending = StopEvent(kind, thread.tid, sig)
+                return
             if self._stopping_all():
                 return  # the stop we asked for
             # An interrupt sent while the thread was stopping for another reason stays pending
@@ -285,7 +290,7 @@ class StatusHandling:
                 return
         if info.code == TRAP_TRACE or (resume is not None and resume.kind != "continue" and info.code > 0):
             if resume is not None and resume.kind == "range" and resume.start <= thread.pc() < resume.end \
-                    and not self._interrupt_requested:
+                    and not self._interrupt_requested and thread.stop_requested is None:
                 pt.singlestep(thread.tid, 0)
                 thread.running = True
                 thread.single_stepped = True
@@ -312,6 +317,8 @@ class StatusHandling:
         return Thread(tid, with_pending=self._with_pending, **state)
 
     def _stopping_all(self) -> bool:
+        if self.non_stop:
+            return self._held  # only an all-stop of our own (detach): a thread's event stops it alone
         if self._interrupt_requested or self._held or self._process_events:
             return True
         gone = None
@@ -333,6 +340,12 @@ class StatusHandling:
         """Let a thread go on after an event the client need not hear about."""
         if self._stopping_all() and sig == 0:
             return  # stay stopped: an all-stop is under way
+        if thread.stop_requested is not None and sig == 0:
+            # Non-stop: the client asked it to stop, and it has (whatever stopped it).
+            kind, stop_signal = thread.stop_requested
+            thread.stop_requested = None
+            thread.pending = StopEvent(kind, thread.tid, stop_signal)
+            return
         resume = resume or thread.resume or Resume("continue")
         self._ptrace_resume(thread, resume.kind, sig)
 

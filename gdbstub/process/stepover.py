@@ -57,5 +57,5 @@ class InternalStepOver:
             waiting, self._run_after_step_over = self._run_after_step_over, []
             if not self._stopping_all():
                 for other, other_action in waiting:
-                    if not other.running and other.tid in self.threads:
+                    if not other.running and other.pending is None and other.tid in self.threads:
                         self._run_thread(other, other_action)

@@ -17,7 +17,8 @@ _register_versions = itertools.count(1)
 
 @dataclass
 class Resume:
-    """How one thread is resumed: 'continue', 'step' or 'range' (step while start <= pc < end)."""
+    """How one thread is resumed: 'continue', 'step' or 'range' (step while start <= pc < end),
+    or 'stop' (non-stop's vCont;t: stop it, if it runs)."""
 
     kind: str
     signal: int = 0
@@ -31,6 +32,9 @@ class Thread:
     running: bool = False
     # We sent PTRACE_INTERRUPT and have not yet seen the stop it causes.
     interrupt_sent: bool = False
+    # Non-stop: the client asked this thread to stop; its interrupt's stop becomes an event
+    # of this (kind, signal).
+    stop_requested: tuple | None = None
     # A new thread whose first (PTRACE_EVENT_STOP) stop has not arrived yet.
     awaiting_first_stop: bool = False
     # The process's set of the threads that have a pending event, which `pending` keeps up
