@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections import deque
 
+import trio
+
 from .process import StopEvent, StopKind
 
 
@@ -22,6 +24,24 @@ class StopNotifier:
         self.session = session
         self._queue: deque[StopEvent] = deque()
         self._outstanding = False  # a %Stop went out and its vStopped has not come yet
+        self._scope: trio.CancelScope | None = None  # the reporting task's, while it runs
+
+    def switch(self, on: bool, nursery: trio.Nursery) -> None:
+        """Start reporting in the session's nursery (non-stop mode on), or stop (off)."""
+        if on and self._scope is None:
+            self._scope = trio.CancelScope()
+            nursery.start_soon(self._report, self._scope, nursery)
+        elif not on and self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+
+    async def _report(self, scope: trio.CancelScope, nursery: trio.Nursery) -> None:
+        with scope:
+            try:
+                await self.run()
+            except (ConnectionError, trio.ClosedResourceError, trio.BrokenResourceError):
+                self.session.client_gone = True
+                nursery.cancel_scope.cancel()  # the client is gone: so is the session
 
     async def run(self) -> None:
         """Report every stop event of the process set, for as long as the session lasts."""

@@ -105,7 +105,6 @@ class Session:
         self.notifier = StopNotifier(self)
         self._wire = trio.Lock()
         self._nursery: trio.Nursery | None = None
-        self._notifier_scope: trio.CancelScope | None = None
 
     # -- facts handlers use --------------------------------------------------------------
     @property
@@ -181,21 +180,8 @@ class Session:
                 inferior.count_unreported_as_running()
         self.state.non_stop = on
         self.processes.non_stop = on
-        if on and self._notifier_scope is None and self._nursery is not None:
-            self._notifier_scope = trio.CancelScope()
-            self._nursery.start_soon(self._report_stops, self._notifier_scope)
-        elif not on and self._notifier_scope is not None:
-            self._notifier_scope.cancel()
-            self._notifier_scope = None
-
-    async def _report_stops(self, scope: trio.CancelScope) -> None:
-        with scope:
-            try:
-                await self.notifier.run()
-            except (ConnectionError, ConnectionClosed, trio.ClosedResourceError, trio.BrokenResourceError):
-                self.client_gone = True
-                if self._nursery is not None:
-                    self._nursery.cancel_scope.cancel()
+        if self._nursery is not None:
+            self.notifier.switch(on, self._nursery)
 
     async def send_notification(self, payload: bytes) -> None:
         if packet_log.isEnabledFor(logging.DEBUG):
