@@ -184,7 +184,11 @@ class Server:
                 await inferior.detach()
 
     async def after_disconnect(self) -> None:
-        """The client left without ending the processes: undo its patches, keep them stopped."""
+        """The client left without ending the processes: undo its patches, keep them stopped
+        for the next client. Unless none will come: `release` then kills or detaches them at
+        once, and stopping a thousand threads first would only make them wait."""
+        if self.options.once or self.exit_requested or self.comm.kind == "stdio":
+            return
         if any(p.is_running() for p in self.processes.live()):
             self.processes.request_interrupt()
             with trio.move_on_after(5):
