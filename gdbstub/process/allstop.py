@@ -66,6 +66,13 @@ class AllStop:
         return True
 
     def _interrupt_running_threads(self) -> None:
+        """Interrupt every running thread, then take the stops already there: with many
+        threads, most have stopped by the time the last one is interrupted."""
+        self._send_interrupts()
+        if self.collect is not None:
+            self.collect([t.tid for t in self.threads.values() if t.running and t.interrupt_sent])
+
+    def _send_interrupts(self) -> None:
         leader = self.threads.get(self.pid)
         if leader is not None and leader.running and not leader.zombie \
                 and procfs.task_state(self.pid, self.pid) in ("Z", "X", None):

@@ -80,8 +80,10 @@ class Inferior(StatusHandling, AllStop, NonStop, InternalStepOver, HardwareBreak
         # Decides what a hit on one of our own (internal) breakpoints means: an event to
         # report, or None to go on as if nothing happened.
         self.on_internal_breakpoint = None
-        # Collects pending wait statuses at once (the tracer's drain); set when traced.
+        # Collects pending wait statuses at once (the tracer's drain), or those of the threads
+        # named (the tracer's collect); set when traced.
         self.poll = None
+        self.collect: Callable[[list[int]], None] | None = None
         # The stops the tracer kept for a thread before its clone event (set when traced).
         self.claim_unclaimed: Callable[[int], list[int]] = lambda tid: []
         # Counts resumes: whatever was read from the stopped program is stale once it changes.
