@@ -98,11 +98,15 @@ class Server:
 
     def _traced(self, started, launched: bool) -> Inferior:
         inferior = self.processes.add(started, launched=launched, settings=self.context.run_settings)
+        inferior.on_exec.append(self._open_go_view)  # a new program: what was Go of it is gone
         self._open_go_view(inferior)
         return inferior
 
     def _open_go_view(self, inferior: Inferior) -> None:
-        if not may_be_go(inferior.executable):
+        inferior.go = None
+        inferior.quiet_runtime_sigurg = False
+        inferior.on_internal_breakpoint = None
+        if inferior.unsupported is not None or not may_be_go(inferior.executable):
             return
         from .goview import GoView  # the Go readers load only for Go programs
 

@@ -24,7 +24,7 @@ from .handlers.general import PACKET_SIZE
 from .handlers.registry import HANDLERS
 from .notifications import StopNotifier
 from .context import ServerContext
-from .process import Inferior, ProcessSet, PtraceError, StopEvent, TargetError
+from .process import Inferior, ProcessSet, PtraceError, StopEvent, StopKind, TargetError
 from .transport import Connection
 
 log = logging.getLogger("gdbstub.session")
@@ -305,6 +305,10 @@ class Session:
             log.debug("waiting for the stop failed: %s", exc)
             await self.send(replies.error(0x01, str(exc), self.state.error_strings))
             return
+        process = self.processes.get(event.pid)
+        if event.kind == StopKind.EXECED and process is not None and process.unsupported is not None:
+            # Said where the user looks (gdb prints it before the stop), not only in errors.
+            await self.send(replies.console_output(f"gdbstub: {process.unsupported}\n".encode()))
         await self.send(self.render_stop(event, select=True))
 
     async def _wait_for_stop(self, prefer: list[int], report_no_resumed: bool) -> StopEvent:

@@ -100,7 +100,8 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
     elif event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:
         pairs.append(((event.watch_type or "watch").encode(), b"%x" % event.watch_addr))
     thread = inferior.threads.get(event.tid) if inferior.has_thread(event.tid) else None
-    if thread is not None and not thread.running:  # a thread that could not stop has no registers
+    if thread is not None and not thread.running and inferior.unsupported is None:
+        # (A thread that could not stop has no registers; a 32-bit program's are not shown.)
         plan = _expedite_plan(session.table)
         if plan is not None:
             gpr = thread.gpr()
@@ -190,7 +191,7 @@ def _lldb_stop_reply(session, event: StopEvent) -> bytes:
             pairs.append((b"jstopinfo", text.encode().hex().encode()))
         pairs.append((b"thread-pcs", b",".join(b"%016x" % inferior.thread(t).pc() for t in tids
                                                 if not inferior.thread(t).running)))
-    if inferior.has_thread(tid) and not inferior.thread(tid).running:
+    if inferior.has_thread(tid) and not inferior.thread(tid).running and inferior.unsupported is None:
         table = session.table
         regnums = list(range(GPR_COUNT))
         values = table.read_registers(inferior.registers(tid), regnums)

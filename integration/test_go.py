@@ -699,10 +699,44 @@ def test_non_stop_goroutines_are_read_from_a_stopped_program(gobuild: GoBuild, t
                 assert isinstance(client.next_event(), Notification)
                 while client.request(b"vStopped") != b"OK":
                     pass
-            output, reply = client.monitor("goroutines")
-            assert reply == b"OK", (output, reply)
+            output = _listed_goroutines(client)
         finally:
             client.close()
+    _assert_every_dumped_goroutine_listed(output, dump_path)
+
+
+def test_a_program_that_execs_a_go_program_gets_its_goroutines(gobuild: GoBuild, tmp_path):
+    # A shell that execs the Go program: what gdbstub knows of the program is read again
+    # after the exec (no Go runtime before it, the Go program's after it).
+    binary = gobuild.binary(WAITERS)
+    dump_path = tmp_path / "dump.txt"
+    stop_here = _stop_address(gobuild, WAITERS, "main.stopHere")
+    with go_server(Path("/bin/sh"), ["-c", f"exec {binary}"], env={"GOAWARE_DUMP": str(dump_path)}) as server:
+        client = rsp_client(server.address)
+        try:
+            client.request(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+;exec-events+")
+            assert client.request(b"?").startswith(b"T")
+            output, _ = client.monitor("goroutines")
+            assert "not a Go program" in output, output
+            exec_stop = client.resume(b"vCont;c", timeout=60)
+            assert b"exec:" in exec_stop, exec_stop
+            assert client.request(b"Z0,%x,1" % stop_here) == b"OK"
+            stop = client.resume(b"vCont;c", timeout=60)
+            assert stop.startswith(b"T05") and b"swbreak" in stop, stop
+            output = _listed_goroutines(client)
+        finally:
+            client.close()
+    _assert_every_dumped_goroutine_listed(output, dump_path)
+
+
+def _listed_goroutines(client) -> str:
+    output, reply = client.monitor("goroutines")
+    assert reply == b"OK", (output, reply)
+    return output
+
+
+def _assert_every_dumped_goroutine_listed(output: str, dump_path: Path) -> None:
+    """The program's own dump (at main.stopHere) is the truth: each goroutine is listed."""
     listed = parse_goroutines(output)
     for d in parse_dump(dump_path.read_text()):
         assert d.goid in listed, f"goroutine {d.goid} missing"

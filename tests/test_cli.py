@@ -89,6 +89,23 @@ def test_program_not_executable(tmp_path: Path) -> None:
     assert_clean_failure(run_stub("--once", "127.0.0.1:0", str(plain)), str(plain))
 
 
+def test_a_32_bit_program_is_refused_in_one_line(programs: Programs) -> None:
+    # gdbstub debugs x86-64 programs: an i386 one would be shown with x86-64 registers.
+    program = programs.threads.parent / "exit32"
+    assert_clean_failure(run_stub("--once", "127.0.0.1:0", str(program)), str(program), "32-bit")
+
+
+def test_attaching_to_a_32_bit_program_is_refused_in_one_line(programs: Programs) -> None:
+    victim = subprocess.Popen([str(programs.threads.parent / "pause32")])
+    try:
+        assert_clean_failure(run_stub("--once", "--attach", "127.0.0.1:0", str(victim.pid)),
+                             str(victim.pid), "32-bit")
+        assert victim.poll() is None  # left alone, running
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 def test_attach_to_a_missing_pid() -> None:
     # No process can have a pid above pid_max.
     pid = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1

@@ -374,3 +374,23 @@ def test_an_attached_program_is_reported_stopped_with_no_signal(programs, tmp_pa
             assert client.request(b"D;%x" % server.pid) == b"OK"
         finally:
             client.close()
+
+
+def test_a_process_that_execs_a_32_bit_program_says_so(programs, tmp_path: Path):
+    # gdbstub debugs x86-64 programs only: after an exec into an i386 one, the client is told
+    # in plain words (console output before the exec stop, and each register request's error)
+    # rather than shown the new program through x86-64 registers.
+    program = programs.threads.parent / "exit32"
+    server = start_server(Path("/bin/sh"), ["-c", f"exec {program}"], tmp_path / "server.log")
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.request(b"?")
+        stop = client.resume(b"vCont;c")
+        assert stop.startswith(b"T05") and b"exec:%s;" % str(program).encode().hex().encode() in stop, stop
+        assert b"32-bit" in client.output and str(program).encode() in client.output, client.output
+        assert client.request(b"g").startswith(b"E"), "registers of a 32-bit program read as x86-64"
+        assert client.request(b"vCont;c", timeout=10).startswith(b"W07")  # it runs on, as it would
+    finally:
+        client.close()
+        server.stop()

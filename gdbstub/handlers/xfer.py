@@ -80,7 +80,9 @@ def target_description(session, annex: str) -> bytes:
         raise KeyError(annex)
     # Like gdbserver: no process, no description (a --multi server before `run`). gdb then
     # keeps the architecture the user sets, rather than taking x86-64 for granted.
-    session.require_inferior()
+    inferior = session.require_inferior()
+    if inferior.unsupported is not None:
+        raise TargetError(inferior.unsupported)
     # lldb needs the vector encoding spelled out to read the zmm upper halves; gdb ignores it.
     return session.table.target_xml(lldb_attributes=session.profile.name == "lldb").encode()
 

@@ -77,6 +77,12 @@ class Inferior(StatusHandling, AllStop, NonStop, InternalStepOver, HardwareBreak
         # Hooks for thread-level features layered on top (debug registers on new threads).
         self.debug_registers = DebugRegisters()
         self.on_new_thread: list = [self._apply_debug_registers]
+        # Called with the process after it exec'd a new program (the server re-reads what it
+        # knows of the program: its Go runtime).
+        self.on_exec: list[Callable[[Inferior], None]] = []
+        # Why the program it runs now cannot be debugged (it exec'd a 32-bit one), or None:
+        # its registers are then refused with this message, never shown in x86-64 terms.
+        self.unsupported: str | None = None
         # Decides what a hit on one of our own (internal) breakpoints means: an event to
         # report, or None to go on as if nothing happened.
         self.on_internal_breakpoint = None
@@ -113,6 +119,8 @@ class Inferior(StatusHandling, AllStop, NonStop, InternalStepOver, HardwareBreak
         return sorted(tid for tid, t in self.threads.items() if not t.zombie)
 
     def registers(self, tid: int) -> ThreadRegisters:
+        if self.unsupported is not None:
+            raise TargetError(self.unsupported)
         return ThreadRegisters(self._thread(tid), self.use_xstate)
 
     def thread(self, tid: int) -> Thread:

@@ -61,6 +61,28 @@ def resolve_program(program: str) -> str:
     return path
 
 
+_ELF_MAGIC = b"\x7fELF"
+_EM_X86_64 = 62
+
+
+def foreign_program(path: str) -> str | None:
+    """What keeps gdbstub from debugging the program at `path` (an ELF file for another
+    architecture, such as a 32-bit i386 one), or None. Anything else (a script) is left to
+    the kernel: what it runs is checked when it runs."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or header[:4] != _ELF_MAGIC:
+        return None
+    if header[4] == 1:
+        return "a 32-bit (i386) program: gdbstub debugs x86-64 programs only"
+    if int.from_bytes(header[18:20], "little") != _EM_X86_64:
+        return "a program for another architecture: gdbstub debugs x86-64 programs only"
+    return None
+
+
 def _wait(pid: int) -> int:
     while True:
         try:
@@ -83,6 +105,9 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
     if cwd is not None and "/" not in program and os.path.exists(os.path.join(cwd, program)):
         program = os.path.join(cwd, program)
     path = resolve_program(program)
+    foreign = foreign_program(path)
+    if foreign is not None:
+        raise LaunchError(f"{program}: {foreign}")
     file_actions: list[tuple] = []
     if protocol_on_stdio:
         file_actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -166,6 +191,9 @@ def attach(pid: int) -> Started:
     """Seize every thread of `pid` and stop each one."""
     if not os.path.exists(f"/proc/{pid}"):
         raise LaunchError(f"Cannot attach to process {pid}: No such process")
+    foreign = foreign_program(f"/proc/{pid}/exe")
+    if foreign is not None:
+        raise LaunchError(f"Cannot attach to process {pid}: {foreign}")
     stopped: set[int] = set()
     unstopped: set[int] = set()
     gone: set[int] = set()

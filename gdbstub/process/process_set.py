@@ -57,6 +57,7 @@ class ProcessSet:
         child = Inferior(started, launched=parent.launched, use_xstate=self.use_xstate,
                          settings=parent.settings)
         child.become_fork_child_of(parent, vfork, held)
+        child.on_exec = list(parent.on_exec)  # what the server does when a program execs
         self.adopt(child, make_current=False)
         for status in self.tracer.claim(child_pid):  # its first stop came before the fork event
             child.on_status(child_pid, status)

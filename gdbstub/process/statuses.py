@@ -19,6 +19,7 @@ from . import procfs
 from . import ptrace_calls as pt
 from .breakpoints import SoftwareBreakpoints
 from .events import StopEvent, StopKind
+from .launch import foreign_program
 from .threads import Resume, Thread
 
 SI_KERNEL = 0x80
@@ -214,6 +215,11 @@ class StatusHandling:
         self._stepping_over.clear()  # the old text, and the byte to put back, are gone
         self._run_after_step_over = []
         self.executable = os.readlink(f"/proc/{self.pid}/exe")
+        foreign = foreign_program(f"/proc/{self.pid}/exe")
+        self.unsupported = None if foreign is None else \
+            f"process {self.pid} now runs {self.executable}, {foreign}; kill it or detach from it"
+        for hook in self.on_exec:
+            hook(self)
         if self.settings.report_exec_events:
             leader.pending = StopEvent(StopKind.EXECED, self.pid, signal.SIGTRAP, exec_path=self.executable)
             return
