@@ -35,3 +35,9 @@ def candidate() -> str:
 def reference() -> str:
     """The server whose behaviour is the yardstick."""
     return REFERENCE
+
+
+@pytest.fixture(params=["reference", "candidate"])
+def server_kind(request, reference: str, candidate: str) -> str:
+    """Each test that takes it runs twice: against the reference, then the candidate."""
+    return reference if request.param == "reference" else candidate

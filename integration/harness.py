@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -182,6 +183,14 @@ class Server:
         return self.stdout
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now, for a server that must be
+    given a fixed port (as an IDE's configuration gives it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def process_state(pid: int) -> str | None:
     """The one-letter state of `pid` from /proc (None when there is no such process)."""
     try:
@@ -245,17 +254,21 @@ def start_server(kind: str, program: str | Path | None, args: Sequence[str] = ()
                  comm: str = "127.0.0.1:0", cwd: str | Path | None = None,
                  attach_pid: int | None = None, extra: Sequence[str] = (),
                  once: bool = True, timeout: float = START_TIMEOUT,
-                 exit_grace: float = 5.0, env: dict[str, str] | None = None) -> Iterator[Server]:
+                 exit_grace: float = 5.0, env: dict[str, str] | None = None,
+                 argv: Sequence[str] | None = None) -> Iterator[Server]:
     """Start `kind` serving `program` (or attached to `attach_pid`) and wait until it listens.
 
     On exit from the block the server gets `exit_grace` seconds to exit by itself (it
     should, after gdb killed, detached or ran the inferior to its end), then is
     stopped; an inferior it started and that is still alive is killed. A process it
     attached to belongs to the caller and is left alone. `env`: variables to set for it.
+    `argv`: the whole command line, when the test builds it as an IDE would.
     """
     program_path = Path(program).resolve() if program is not None else None
-    argv = server_argv(kind, comm, program_path, args, attach_pid=attach_pid,
-                       once=once, extra=extra)
+    if argv is None:
+        argv = server_argv(kind, comm, program_path, args, attach_pid=attach_pid,
+                           once=once, extra=extra)
+    argv = list(argv)
     process = subprocess.Popen(
         argv, cwd=cwd, env={**clean_environment(), **(env or {})}, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)

@@ -158,11 +158,13 @@ PROLOGUE = ("settings set auto-confirm true", "settings set use-color false",
             "settings set term-width 200")
 
 
-def lldb_batch_argv(address: str, program: str | Path | None,
+def lldb_batch_argv(address: str | None, program: str | Path | None,
                     commands: Sequence[str]) -> list[str]:
-    """`lldb -b` that connects to `address` with gdb-remote and runs `commands`."""
+    """`lldb -b` that connects to `address` with gdb-remote and runs `commands` (with no
+    address, `commands` connect)."""
     argv = ["lldb", "--no-lldbinit", "--no-use-colors", "-b"]
-    for command in [*PROLOGUE, f"gdb-remote {address}", *commands]:
+    connect = [f"gdb-remote {address}"] if address is not None else []
+    for command in [*PROLOGUE, *connect, *commands]:
         argv += ["-o", command]
     if program is not None:
         argv.append(str(program))

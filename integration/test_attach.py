@@ -8,14 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from harness import Programs, process_state, run_gdb_batch, start_server
-
-
-@pytest.fixture(params=["reference", "candidate"])
-def server_kind(request, reference: str, candidate: str) -> str:
-    return reference if request.param == "reference" else candidate
 
 
 def tracer_of(pid: int) -> int:

@@ -11,15 +11,8 @@ import os
 import random
 import time
 
-import pytest
-
 from harness import Programs, line_of, start_server, wait_for_file
 from mi import MiSession, frame_of
-
-
-@pytest.fixture(params=["reference", "candidate"])
-def server_kind(request, reference: str, candidate: str) -> str:
-    return reference if request.param == "reference" else candidate
 
 
 def _line(tag: str, source: str = "simple.c") -> str:
@@ -152,36 +145,20 @@ def test_crash_and_exit_records(server_kind: str, programs: Programs) -> None:
         assert (stop["reason"], stop["exit-code"]) == ("exited", "07")
 
 
-def _thread_states(mi: MiSession) -> dict[str, str]:
-    threads = mi.command("-thread-info")["payload"]["threads"]
-    return {t["id"]: t["state"] for t in threads}
-
-
-def _connect_non_stop(mi: MiSession, program, address: str) -> None:
-    """What Eclipse CDT sends for a remote session in non-stop mode (its default for
-    multi-threaded programs)."""
-    mi.command("-gdb-set mi-async on")
-    mi.command("-gdb-set non-stop on")
-    mi.command("-gdb-set pagination off")
-    mi.command(f"-file-exec-and-symbols {program}")
-    mi.command(f"-target-select remote {address}", expect="connected")
-    mi.wait_stopped()
-
-
 def test_non_stop_a_breakpoint_stops_one_thread(server_kind: str, programs: Programs) -> None:
     program = programs.threads.parent / "threads_race"
     with start_server(server_kind, program, ["1", "3"]) as server, MiSession() as mi:
-        _connect_non_stop(mi, program, server.address)
+        mi.connect_like_cdt(program, server.address, non_stop=True)
         mi.command("-break-insert hit")
         mi.command("-exec-continue --all", expect="running")
         stop = mi.wait_stopped()
         assert stop["reason"] == "breakpoint-hit" and frame_of(stop)["func"] == "hit", stop
-        states = _thread_states(mi)
+        states = mi.thread_states()
         # The worker stopped; main, waiting in pthread_join, runs on.
         assert states == {stop["thread-id"]: "stopped", "1": "running"}, states
         mi.command("-exec-interrupt --all")
         mi.wait_stopped()
-        assert set(_thread_states(mi).values()) == {"stopped"}
+        assert set(mi.thread_states().values()) == {"stopped"}
         mi.command("-break-delete")
         mi.command("-exec-continue --all", expect="running")
         assert mi.wait_for("stopped", kind="notify")["payload"]["reason"] == "exited-normally"
@@ -193,18 +170,16 @@ def test_non_stop_pause_at_random_moments(server_kind: str, programs: Programs) 
     program = programs.threads.parent / "threads_race"
     rng = random.Random(4)
     with start_server(server_kind, program, ["4", "2000000000"]) as server, MiSession() as mi:
-        _connect_non_stop(mi, program, server.address)
+        mi.connect_like_cdt(program, server.address, non_stop=True)
         mi.command("-exec-continue --all", expect="running")
         deadline = time.monotonic() + 10
-        while len(_thread_states(mi)) < 5 and time.monotonic() < deadline:
+        while len(mi.thread_states()) < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
         for _ in range(100):
             time.sleep(rng.uniform(0, 0.02))
             mi.command("-exec-interrupt --all")
-            while "running" in _thread_states(mi).values():
-                mi.wait_stopped(timeout=15)
+            mi.wait_all_stopped()
             mi.command("-exec-continue --all", expect="running")
         mi.command("-exec-interrupt --all")
-        while "running" in _thread_states(mi).values():
-            mi.wait_stopped(timeout=15)
-        assert len(_thread_states(mi)) == 5
+        mi.wait_all_stopped()
+        assert len(mi.thread_states()) == 5
