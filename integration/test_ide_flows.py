@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import re
 import shlex
@@ -577,19 +576,13 @@ def test_eclipse_non_stop(role, reference, candidate, programs) -> None:
     check_flow(cdt_non_stop_flow, role, reference, candidate, programs, compare=Run.by_step)
 
 
-# In the candidate's run a worker reports a SIGTRAP stop (reason signal-received), and is left
-# with its PC inside an instruction. gdbserver (linux-low's check_stopped_by_breakpoint and
-# status_pending) backs the PC up to the breakpoint for any int3 trap (si_code SI_KERNEL),
-# then drops the event when the breakpoint is gone, so the thread runs on as if it had not hit.
-BREAKPOINT_GONE = pytest.mark.xfail(
-    os.environ.get("GDBSTUB_DIFF_CANDIDATE", "gdbstub") == "gdbstub", strict=True,
-    reason="gdbstub bug: in non-stop mode, a thread that traps on a software breakpoint the "
-           "client removes (z0) before gdbstub handles the trap is reported as a SIGTRAP stop "
-           "with its PC one past the int3, inside the instruction (statuses.py _on_sigtrap: "
-           "pc - 1 is no longer a breakpoint); gdbserver backs the PC up and drops the event")
+# A worker may trap on the breakpoint just before the client removes it; its trap is then
+# handled with the int3 gone. Like gdbserver (linux-low's check_stopped_by_breakpoint and
+# status_pending), the stub puts the PC back on the restored instruction and lets the thread
+# run on, as if it had not hit: no SIGTRAP stop, no PC left inside an instruction.
 
 
-@pytest.mark.parametrize("role", ["reference", pytest.param("candidate", marks=BREAKPOINT_GONE)])
+@pytest.mark.parametrize("role", ["reference", "candidate"])
 def test_eclipse_non_stop_conditional_breakpoint(role, reference, candidate, programs) -> None:
     check_flow(cdt_conditional_breakpoint_flow, role, reference, candidate, programs,
                compare=Run.by_step)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from .memory import ProcessMemory
 
 INT3 = b"\xcc"
+# How many removed breakpoint addresses are remembered (see `was_removed`).
+REMOVED_KEPT = 64
 
 
 class BreakpointError(Exception):
@@ -23,6 +25,8 @@ class SoftwareBreakpoints:
         self._saved: dict[int, bytes] = {}
         self._client: set[int] = set()
         self._internal: set[int] = set()
+        # Addresses whose int3 was taken out lately, oldest first.
+        self._removed: dict[int, None] = {}
 
     def __contains__(self, addr: int) -> bool:
         return addr in self._saved
@@ -51,6 +55,7 @@ class SoftwareBreakpoints:
             if self._memory.write(addr, INT3) != 1:
                 raise BreakpointError(f"cannot write memory at 0x{addr:x}")
             self._saved[addr] = original
+            self._removed.pop(addr, None)
         (self._internal if internal else self._client).add(addr)
 
     def remove(self, addr: int, internal: bool = False) -> bool:
@@ -65,7 +70,16 @@ class SoftwareBreakpoints:
         original = self._saved.pop(addr, None)
         if original is not None:
             self._memory.write(addr, original)
+            self._removed[addr] = None
+            if len(self._removed) > REMOVED_KEPT:
+                del self._removed[next(iter(self._removed))]
         return True
+
+    def was_removed(self, addr: int) -> bool:
+        """Whether a breakpoint of ours at `addr` was taken out lately and nothing put an int3
+        back there: a thread that hit it just before (its trap not yet handled, threads
+        running in non-stop mode) trapped on an int3 that is gone."""
+        return addr in self._removed and addr not in self._saved and self._memory.read(addr, 1) != INT3
 
     def remove_client(self) -> None:
         """Take out every breakpoint the client set (its own will be re-sent if it comes back)."""

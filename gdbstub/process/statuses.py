@@ -286,6 +286,14 @@ class StatusHandling:
                 if not self._stopping_all():
                     self._begin_step_over(thread, thread.resume or Resume("continue"))
                 return
+            if self.breakpoints.was_removed(pc):
+                # Its breakpoint was taken out after the thread hit it, before this trap was
+                # handled: the original instruction is back, and the thread runs it as if the
+                # breakpoint had never been there (as gdbserver drops such an event). Reported,
+                # the stop would leave the PC inside that instruction.
+                thread.set_pc(pc)
+                self._resume_quietly(thread)
+                return
             if info.code == SI_KERNEL:
                 thread.pending = StopEvent(StopKind.TRAP, thread.tid, signal.SIGTRAP)
                 return
