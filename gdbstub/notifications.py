@@ -2,10 +2,13 @@
 
 gdb answers a notification with `vStopped` and drains the stops that came meanwhile with more
 `vStopped` packets, each answered with the next stop reply, until the reply is `OK`. Only one
-`%Stop` is outstanding at a time (the remote protocol manual, "Notification Packets"); the
-others wait in order here. The controller runs in non-stop mode meanwhile: a thread that stops
-stays stopped alone, and the process set hands over its events one at a time
-(`ProcessSet.next_event`).
+`%Stop` is outstanding at a time (the remote protocol manual, "Notification Packets"). The
+controller runs in non-stop mode meanwhile: a thread that stops stays stopped alone, with its
+event, until the event is taken (`ProcessSet.take_event`) to be told: an event is taken only
+when it goes out, never to wait in a queue here, so a thread the client has not heard of
+stopping is still running for it, and a resume of "every thread" leaves it alone (it was
+resumed, then reported stopped where it had stopped before: gdb took that second report for
+the end of a displaced step and moved the PC into nowhere).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ class StopNotifier:
 
     def __init__(self, session) -> None:
         self.session = session
+        # Stops made up for `?` (threads already stopped for the client), told first.
         self._queue: deque[StopEvent] = deque()
-        self._outstanding = False  # a %Stop went out and its vStopped has not come yet
+        self._outstanding = False  # a %Stop went out and the vStopped drain has not ended
+        self._drained = trio.Event()
         self._scope: trio.CancelScope | None = None  # the reporting task's, while it runs
 
     def switch(self, on: bool, nursery: trio.Nursery) -> None:
@@ -47,18 +52,20 @@ class StopNotifier:
         """Report every stop event of the process set, for as long as the session lasts."""
         processes = self.session.processes
         while True:
+            while self._outstanding:
+                await self._drained.wait()
             event = await processes.next_event()
-            if self._outstanding:
-                self._queue.append(event)
-            else:
-                self._outstanding = True
-                await self.session.send_notification(b"Stop:" + self.session.render_stop(event))
+            self._outstanding = True
+            await self.session.send_notification(b"Stop:" + self.session.render_stop(event))
 
     def next_reply(self) -> bytes:
-        """What `vStopped` is answered with: the next stop waiting, or OK when none is."""
-        if self._queue:
-            return self.session.render_stop(self._queue.popleft())
+        """What `vStopped` is answered with: the next stop to tell, or OK when none is."""
+        event = self._queue.popleft() if self._queue else self.session.processes.take_event()
+        if event is not None:
+            return self.session.render_stop(event)
         self._outstanding = False
+        self._drained.set()
+        self._drained = trio.Event()
         return b"OK"
 
     def report_stopped_threads(self, last: StopEvent | None) -> bytes:
@@ -73,8 +80,5 @@ class StopNotifier:
                 else:
                     stops.append(StopEvent(StopKind.STOPPED, tid, pid=inferior.pid))
         self._queue = deque(stops)
-        if not self._queue:
-            self._outstanding = False
-            return b"OK"
-        self._outstanding = True
-        return self.session.render_stop(self._queue.popleft())
+        self._outstanding = True  # the rest, and any new stop, follow vStopped
+        return self.next_reply()

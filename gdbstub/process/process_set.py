@@ -105,14 +105,21 @@ class ProcessSet:
             process.non_stop = on
         self._notify()
 
+    def take_event(self) -> StopEvent | None:
+        """Non-stop: the next event of any process, if one is there (see `Inferior.take_event`)."""
+        for process in list(self._processes.values()):
+            event = process.take_event()
+            if event is not None:
+                self.current = process
+                return event
+        return None
+
     async def next_event(self) -> StopEvent:
-        """Non-stop: the next event of any process (see `Inferior.take_event`)."""
+        """Non-stop: the next event of any process, waiting for one."""
         while True:
-            for process in list(self._processes.values()):
-                event = process.take_event()
-                if event is not None:
-                    self.current = process
-                    return event
+            event = self.take_event()
+            if event is not None:
+                return event
             await self._changed.wait()
 
     # -- all-stop over every process -------------------------------------------------------
