@@ -168,8 +168,16 @@ class Session:
     async def _feed(self, data: bytes) -> None:
         self._backlog.extend(self._decoder.feed(data))
         while self._backlog and not self.stop_requested_exit:
-            async with self._wire:
+            # The lock is free but for a notification going out (non-stop): take it without
+            # the scheduling turn `async with` costs (a tenth of a 1-byte `m` round trip).
+            try:
+                self._wire.acquire_nowait()
+            except trio.WouldBlock:
+                await self._wire.acquire()
+            try:
                 await self._on_event(self._backlog.popleft())
+            finally:
+                self._wire.release()
 
     # -- non-stop mode -------------------------------------------------------------------
     def set_non_stop(self, on: bool) -> None:
