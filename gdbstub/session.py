@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass, field
 
 import trio
 
@@ -23,6 +22,7 @@ from .stop_replies import stop_reply, take_stop
 from .handlers.general import PACKET_SIZE
 from .handlers.registry import HANDLERS
 from .notifications import StopNotifier
+from .protocol_state import ProtocolState
 from .context import ServerContext
 from .process import Inferior, ProcessSet, PtraceError, StopEvent, StopKind, TargetError
 from .transport import Connection
@@ -45,27 +45,6 @@ def _parse(payload: bytes) -> cmds.Command:
                 _PARSE_CACHE.clear()
             _PARSE_CACHE[payload] = command
     return command
-
-
-@dataclass
-class ProtocolState:
-    no_ack: bool = False
-    features: dict[str, str | bool] = field(default_factory=dict)
-    multiprocess: bool = False
-    swbreak: bool = False
-    hwbreak: bool = False
-    error_strings: bool = False
-    general_thread: int = 0   # 0: the thread of the last stop
-    continue_thread: int = -1
-    supported_seen: bool = False
-    # The client's qSupported offered no xmlRegisters (gdb with `set remote
-    # target-features-packet off`): registers go in gdb's built-in amd64 layout.
-    builtin_registers: bool = False
-    no_ack_came_first: bool = False
-    thread_suffix: bool = False
-    extended: bool = False
-    threads_in_stop_reply: bool = False
-    non_stop: bool = False
 
 
 class ConnectionClosed(Exception):
