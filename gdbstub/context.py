@@ -8,7 +8,9 @@ Go views).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .arch.registers import RegisterTable
@@ -58,3 +60,18 @@ class ServerContext:
     # gdbserver's libthread-db-search-path (monitor set libthread-db-search-path): thread-local
     # addresses are worked out only while a libthread_db could be found along it, as there.
     thread_db_search_path: str = "$pdir:$sdir"
+    # Where breakpoint commands print (dprintf with `set dprintf-style agent`): the server's
+    # standard output, as gdbserver's, or its standard error when the protocol is on stdout.
+    agent_output: Callable[[bytes], None] = field(default=lambda data: _write_flushed(sys.stdout, data))
+    # Trace state variables (the agent's getv/setv), shared by every breakpoint.
+    trace_variables: dict[int, int] = field(default_factory=dict)
+
+
+def _write_flushed(stream, data: bytes) -> None:
+    stream.flush()
+    stream.buffer.write(data)
+    stream.buffer.flush()
+
+
+def agent_output_to(stream) -> Callable[[bytes], None]:
+    return lambda data: _write_flushed(stream, data)

@@ -19,7 +19,7 @@ import sys
 import trio
 
 from .arch import cpu_has_avx, x86_64_table
-from .context import ServerContext
+from .context import ServerContext, agent_output_to
 from .launch_settings import LaunchSettings
 from .options import Options
 from .process import Inferior, LaunchError, ProcessSet, RunSettings, StopEvent, StopKind, attach, launch
@@ -69,6 +69,7 @@ class Server:
             builtin_register_table=x86_64_table(has_avx=False, has_avx512=False, has_pkeys=False),
             lifecycle=self,
             default_program=options.program,
+            agent_output=agent_output_to(sys.stderr if self.comm.kind == "stdio" else sys.stdout),
         )
         self.exit_requested = False
         # The last program started (its argv): what `R` starts again.

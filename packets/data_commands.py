@@ -80,12 +80,17 @@ class ReadMemoryBinary(Command):
 
 @dataclass(frozen=True)
 class InsertBreakpoint(Command):
-    """``Z<kind>,<addr>,<length>``: 0 software, 1 hardware, 2 write, 3 read, 4 access watch."""
+    """``Z<kind>,<addr>,<length>[;X<len>,<hex>...][;cmds:<persist>,X<len>,<hex>...]``: 0 software,
+    1 hardware, 2 write, 3 read, 4 access watch. Conditions and commands are gdb agent
+    expressions (bytecode, still to be checked); a breakpoint reports when any condition holds."""
 
     kind: int
     addr: int
     length: int
     thread: ThreadId | None
+    conditions: tuple[bytes, ...] = ()
+    commands: tuple[bytes, ...] = ()
+    persist: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,19 +166,49 @@ def _parse_write_memory_binary(rest: bytes) -> Command:
     return _write_memory(rest, "X", unescape)
 
 
-def _breakpoint(rest: bytes, what: str) -> tuple[int, int, int, ThreadId | None] | None:
+def _expressions(text: bytes, what: str) -> tuple[bytes, ...]:
+    """``X<len>,<hex>X<len>,<hex>...`` (no separator between them) -> the bytecodes."""
+    found = []
+    rest = text
+    while rest:
+        if not rest.startswith(b"X"):
+            raise MalformedCommand(f"{what}: expected 'X<len>,<bytecode>', got {shorten(rest)}")
+        length_text, comma, rest = rest[1:].partition(b",")
+        if not comma:
+            raise MalformedCommand(f"{what}: missing ',' after the bytecode length")
+        length = parse_hex(length_text, "bytecode length")
+        if length == 0 or len(rest) < 2 * length:
+            raise MalformedCommand(f"{what}: bytecode of length {length:#x} has "
+                                   f"{len(rest) // 2:#x} bytes")
+        found.append(hex_decode(rest[:2 * length]))
+        rest = rest[2 * length:]
+    return tuple(found)
+
+
+def _breakpoint(rest: bytes, what: str) -> tuple | None:
     spec, _, options = rest.partition(b";")
     kind_text, addr_text, length_text = split_fields(spec, 3, what)
     kind = parse_hex(kind_text, "breakpoint type")
     if kind > 4:
         return None  # a type RSP does not define yet: answer empty, like any unknown packet
-    # Conditions (";X...") and commands (";cmds:...") are not supported and are ignored; lldb's
-    # ";thread:TID" suffix is kept.
     thread = None
-    for option in options.split(b";"):
-        if option.startswith(b"thread:"):
+    conditions: tuple[bytes, ...] = ()
+    commands: tuple[bytes, ...] = ()
+    persist = False
+    for option in options.split(b";") if options else ():
+        if option.startswith(b"thread:"):  # lldb
             thread = ThreadId.parse(option[len(b"thread:") :])
-    return kind, parse_hex(addr_text, "address"), parse_hex(length_text, "kind"), thread
+        elif option.startswith(b"X"):
+            conditions = _expressions(option, f"{what} condition")
+        elif option.startswith(b"cmds:"):
+            flag, comma, listed = option[len(b"cmds:") :].partition(b",")
+            if flag not in (b"0", b"1") or not comma:
+                raise MalformedCommand(f"{what}: expected 'cmds:0,' or 'cmds:1,', got {shorten(option)}")
+            persist = flag == b"1"
+            commands = _expressions(listed, f"{what} commands")
+        # Anything else is a later extension: ignored, as gdbserver does.
+    return (kind, parse_hex(addr_text, "address"), parse_hex(length_text, "kind"), thread,
+            conditions, commands, persist)
 
 
 @register(b"Z")
@@ -185,4 +220,4 @@ def _parse_insert_breakpoint(rest: bytes) -> Command | None:
 @register(b"z")
 def _parse_remove_breakpoint(rest: bytes) -> Command | None:
     fields = _breakpoint(rest, "z")
-    return RemoveBreakpoint(*fields) if fields else None
+    return RemoveBreakpoint(*fields[:4]) if fields else None

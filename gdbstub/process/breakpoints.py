@@ -8,6 +8,8 @@ and keep the int3 in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .memory import ProcessMemory
 
 INT3 = b"\xcc"
@@ -19,6 +21,11 @@ class BreakpointError(Exception):
     pass
 
 
+# Asked when a thread hits a client breakpoint that has one: (process, thread) -> whether the
+# client is told of the hit (its condition held) or the thread goes on.
+Check = Callable[..., bool]
+
+
 class SoftwareBreakpoints:
     def __init__(self, memory: ProcessMemory) -> None:
         self._memory = memory
@@ -27,6 +34,7 @@ class SoftwareBreakpoints:
         self._internal: set[int] = set()
         # Addresses whose int3 was taken out lately, oldest first.
         self._removed: dict[int, None] = {}
+        self._checks: dict[int, Check] = {}
 
     def __contains__(self, addr: int) -> bool:
         return addr in self._saved
@@ -39,6 +47,16 @@ class SoftwareBreakpoints:
 
     def is_client(self, addr: int) -> bool:
         return addr in self._client
+
+    def check_at(self, addr: int) -> Check | None:
+        return self._checks.get(addr) if self._checks else None
+
+    def set_check(self, addr: int, check: Check | None) -> None:
+        """The client breakpoint at `addr` reports only when `check` says so (None: always)."""
+        if check is None:
+            self._checks.pop(addr, None)
+        elif addr in self._client:
+            self._checks[addr] = check
 
     @property
     def has_internal(self) -> bool:
@@ -65,6 +83,8 @@ class SoftwareBreakpoints:
         if addr not in owners:
             return False
         owners.discard(addr)
+        if not internal:
+            self._checks.pop(addr, None)
         if addr in self._client or addr in self._internal:
             return True
         original = self._saved.pop(addr, None)
@@ -92,6 +112,7 @@ class SoftwareBreakpoints:
             self._memory.write(addr, original)
         self._client.clear()
         self._internal.clear()
+        self._checks.clear()
 
     def copy_for(self, memory: ProcessMemory) -> SoftwareBreakpoints:
         """The same breakpoints in a forked child's memory (which holds the same int3 bytes)."""
@@ -99,6 +120,7 @@ class SoftwareBreakpoints:
         twin._saved = dict(self._saved)
         twin._client = set(self._client)
         twin._internal = set(self._internal)
+        twin._checks = dict(self._checks)
         return twin
 
     def forget_all(self) -> None:
@@ -106,6 +128,7 @@ class SoftwareBreakpoints:
         self._saved.clear()
         self._client.clear()
         self._internal.clear()
+        self._checks.clear()
 
     def lift(self, addr: int) -> None:
         """Put the original byte back for a moment (stepping over an internal breakpoint)."""

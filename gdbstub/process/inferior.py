@@ -3,8 +3,9 @@
 Wait statuses arrive from the tracer's waitpid pump and park reportable events on their threads
 (statuses.py). `wait_for_stop` then stops every other thread, collects their stops (keeping any
 event they hit meanwhile for a later report) and returns one event of a thread the client
-resumed. Nothing here knows about RSP. Wait statuses (statuses.py), stopping every thread
-(allstop.py), stepping over the server's own breakpoints (stepover.py), the debug registers
+resumed. Nothing here knows about RSP. Wait statuses (statuses.py), what a SIGTRAP means
+(traps.py), stopping every thread (allstop.py), stepping over breakpoints nobody is told of
+(stepover.py), the debug registers
 (hardware.py), forked children (forks.py) and ending (ending.py) are mixins.
 """
 
@@ -30,6 +31,7 @@ from .memory import ProcessMemory
 from .run_settings import RunSettings
 from .statuses import StatusHandling
 from .stepover import InternalStepOver
+from .traps import TrapHandling
 from .threads import Resume, Thread, ThreadRegisters
 
 
@@ -37,7 +39,8 @@ class TargetError(Exception):
     """A request the process cannot honour right now; the message is for the client."""
 
 
-class Inferior(StatusHandling, AllStop, NonStop, InternalStepOver, HardwareBreakpoints, ForkHandling, Ending):
+class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver, HardwareBreakpoints,
+               ForkHandling, Ending):
     def __init__(self, started: Started, launched: bool, use_xstate: bool,
                  settings: RunSettings | None = None) -> None:
         self.pid = started.pid
@@ -74,6 +77,11 @@ class Inferior(StatusHandling, AllStop, NonStop, InternalStepOver, HardwareBreak
         # thread goes on), and the threads a resume holds back until those steps are done.
         self._stepping_over: dict[int, tuple[int, Resume]] = {}
         self._run_after_step_over: list[tuple[Thread, Resume]] = []
+        # A thread waiting for every other thread to stop before it steps over a breakpoint
+        # nobody is told of (see stepover.py); None when there is none.
+        self._holder: Thread | None = None
+        # Checks of the client's hardware breakpoints (Z1 with conditions), by address.
+        self.hardware_checks: dict[int, Callable[..., bool]] = {}
         # Hooks for thread-level features layered on top (debug registers on new threads).
         self.debug_registers = DebugRegisters()
         self.on_new_thread: list = [self._apply_debug_registers]
@@ -205,6 +213,10 @@ class Inferior(StatusHandling, AllStop, NonStop, InternalStepOver, HardwareBreak
                 continue  # never stopped (see Thread.unstoppable): running as asked
             if thread.pending is not None or thread.awaiting_first_stop:
                 continue  # reported on the next wait, without running the thread
+            passed, thread.passed_breakpoint = thread.passed_breakpoint, None
+            if passed is not None and passed in self.breakpoints and thread.pc() == passed:
+                self._begin_step_over(thread, action)
+                continue
             if self.breakpoints.has_internal and self.breakpoints.is_internal(thread.pc()) \
                     and not self.breakpoints.is_client(thread.pc()):
                 self._begin_step_over(thread, action)
@@ -213,10 +225,12 @@ class Inferior(StatusHandling, AllStop, NonStop, InternalStepOver, HardwareBreak
         if self._stepping_over:
             # The others run once the original byte is back (see _finish_step_over): while
             # it is out, a thread running through that address would miss the breakpoint.
-            self._run_after_step_over = to_run
+            self._run_after_step_over.extend(to_run)
             return
         for thread, action in to_run:
             self._run_thread(thread, action)
+        if self._holder is not None:
+            self._send_interrupts()  # non-stop: none runs while a thread waits to step over
         if self.non_stop:
             self._notify()  # a thread resumed with its event still to report reports it now
 

@@ -22,12 +22,8 @@ from .events import StopEvent, StopKind
 from .launch import foreign_program
 from .threads import Resume, Thread
 
-SI_KERNEL = 0x80
 SI_TKILL = -6
 SYS_EXIT = 60  # x86-64: a thread's own exit, where exit_group (231) ends the process
-TRAP_BRKPT = 1
-TRAP_TRACE = 2
-TRAP_HWBKPT = 4
 _SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
 
 
@@ -61,6 +57,8 @@ class StatusHandling:
             if not pt.is_gone(exc):
                 raise
             # The thread died under us (SIGKILL, exit); its exit status follows.
+        if self._holder is not None:
+            self._check_hold()
         self._notify()
 
     def _is_queued_step_trap(self, thread: Thread, status: int) -> bool:
@@ -93,6 +91,7 @@ class StatusHandling:
         self.threads.clear()
         self._stepping_over.clear()
         self._run_after_step_over = []
+        self._holder = None
         self.memory.close()
 
     def _on_thread_status(self, thread: Thread, status: int) -> None:
@@ -214,6 +213,8 @@ class StatusHandling:
             self.breakpoints.forget_all()
         self._stepping_over.clear()  # the old text, and the byte to put back, are gone
         self._run_after_step_over = []
+        self._holder = None
+        leader.passed_breakpoint = None
         self.executable = os.readlink(f"/proc/{self.pid}/exe")
         foreign = foreign_program(f"/proc/{self.pid}/exe")
         self.unsupported = None if foreign is None else \
@@ -238,7 +239,7 @@ class StatusHandling:
             if self.settings.report_thread_events and thread.tid != self.pid:
                 thread.pending = StopEvent(StopKind.THREAD_CREATED, thread.tid, signal.SIGTRAP)
                 return
-            if self._stopping_all():
+            if self._keeping_stopped():
                 return
             self._resume_quietly(thread, resume=Resume("continue"))
             return
@@ -255,7 +256,7 @@ class StatusHandling:
                 thread.stop_requested = None
                 thread.pending = StopEvent(kind, thread.tid, sig)
                 return
-            if self._stopping_all():
+            if self._keeping_stopped():
                 return  # the stop we asked for
             # An interrupt sent while the thread was stopping for another reason stays pending
             # in the kernel and fires when the thread next runs: the client wants it running.
@@ -266,57 +267,8 @@ class StatusHandling:
             # view but let run control go on (PTRACE_LISTEN would need SIGCONT to wake).
             self._resume_quietly(thread)
             return
-        if not self._stopping_all():
+        if not self._keeping_stopped():
             self._resume_quietly(thread)
-
-    def _on_sigtrap(self, thread: Thread) -> None:
-        info = pt.siginfo(thread.tid)
-        resume = thread.resume
-        if info.code == SI_KERNEL or info.code == TRAP_BRKPT:
-            pc = thread.pc() - 1
-            if pc in self.breakpoints:
-                thread.set_pc(pc)
-                if self.breakpoints.is_client(pc):
-                    thread.pending = StopEvent(StopKind.BREAKPOINT, thread.tid, signal.SIGTRAP)
-                    return
-                event = self.on_internal_breakpoint(thread, pc) if self.on_internal_breakpoint else None
-                if event is not None:
-                    thread.pending = event
-                    return
-                if not self._stopping_all():
-                    self._begin_step_over(thread, thread.resume or Resume("continue"))
-                return
-            if self.breakpoints.was_removed(pc):
-                # Its breakpoint was taken out after the thread hit it, before this trap was
-                # handled: the original instruction is back, and the thread runs it as if the
-                # breakpoint had never been there (as gdbserver drops such an event). Reported,
-                # the stop would leave the PC inside that instruction.
-                thread.set_pc(pc)
-                self._resume_quietly(thread)
-                return
-            if info.code == SI_KERNEL:
-                thread.pending = StopEvent(StopKind.TRAP, thread.tid, signal.SIGTRAP)
-                return
-        if info.code == TRAP_HWBKPT or (info.code == TRAP_TRACE and self._hw_hit(thread)):
-            event = self._hardware_event(thread)
-            if event is not None:
-                thread.pending = event
-                return
-        if info.code == TRAP_TRACE or (resume is not None and resume.kind != "continue" and info.code > 0):
-            if resume is not None and resume.kind == "range" and resume.start <= thread.pc() < resume.end \
-                    and not self._interrupt_requested and thread.stop_requested is None:
-                pt.singlestep(thread.tid, 0)
-                thread.running = True
-                thread.single_stepped = True
-                return
-            if resume is not None and resume.kind != "continue":
-                thread.pending = StopEvent(StopKind.STEP, thread.tid, signal.SIGTRAP)
-                return
-        # A SIGTRAP sent by kill/tgkill, or raised by the program itself.
-        if self._passes_quietly(thread, signal.SIGTRAP) and info.code <= 0:
-            self._resume_quietly(thread, signal.SIGTRAP)
-            return
-        thread.pending = StopEvent(StopKind.SIGNAL, thread.tid, signal.SIGTRAP)
 
     def _passes_quietly(self, thread: Thread, sig: int) -> bool:
         """Whether a signal the client passes goes to the program without a stop. Not while
@@ -330,7 +282,13 @@ class StatusHandling:
     def _new_thread(self, tid: int, **state) -> Thread:
         return Thread(tid, with_pending=self._with_pending, **state)
 
+    def _keeping_stopped(self) -> bool:
+        """Whether a thread that stops stays stopped: an all-stop is under way, or a thread
+        waits for every other to stop before it steps over a breakpoint (see stepover.py)."""
+        return self._holder is not None or self._stopping_all()
+
     def _stopping_all(self) -> bool:
+        """Whether something is to be reported that stops the whole process (all-stop)."""
         if self.non_stop:
             return self._held  # only an all-stop of our own (detach): a thread's event stops it alone
         if self._interrupt_requested or self._held or self._process_events:
@@ -352,8 +310,8 @@ class StatusHandling:
 
     def _resume_quietly(self, thread: Thread, sig: int = 0, resume: Resume | None = None) -> None:
         """Let a thread go on after an event the client need not hear about."""
-        if self._stopping_all() and sig == 0:
-            return  # stay stopped: an all-stop is under way
+        if self._keeping_stopped() and sig == 0:
+            return  # stay stopped: an all-stop is under way, or a step over a breakpoint
         if thread.stop_requested is not None and sig == 0:
             # Non-stop: the client asked it to stop, and it has (whatever stopped it).
             kind, stop_signal = thread.stop_requested
