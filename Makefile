@@ -85,6 +85,7 @@ bench: setup
 	$(VPY) bench/loop_stall.py
 	$(VPY) bench/running_latency.py
 	$(VPY) bench/pause_latency.py
+	$(VPY) bench/conditions_bench.py
 
 soak: setup
 	$(VPY) bench/soak.py
