@@ -65,6 +65,8 @@ class Session:
         # (generation, goid, pc, sp, bp) while `monitor goroutine N select` is in effect.
         self.selected_goroutine: tuple | None = None
         self.client_gone = False
+        # A 0x03 came while waiting for the current stop.
+        self._interrupted = False
         # Why the last lldb `A` launch failed (qLaunchSuccess reports it), or None.
         self.last_launch_error: str | None = None
         self.stop_requested_exit = False
@@ -233,7 +235,7 @@ class Session:
         inferior = self.inferior
         if self.profile.interrupt_outlasts_stop and inferior is not None and inferior.alive:
             packet_log.debug("<- ^C (the program is stopped: it stops again when resumed)")
-            inferior.request_interrupt()
+            self.processes.interrupt_after_stop(inferior)
         else:
             packet_log.debug("<- ^C (the program is stopped: nothing to interrupt)")
 
@@ -304,20 +306,29 @@ class Session:
         if self._pending_ack:
             await self._send_raw(b"")  # acknowledge the resume before it runs for long
         processes = self.processes
+        self._interrupted = False
         if self.take_early_interrupt():
+            self._interrupted = True
             processes.request_interrupt()
         event = processes.poll_for_stop(prefer, report_no_resumed)
-        if event is not None:
-            return event
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._watch_while_running, processes)
-                event = await processes.wait_for_stop(prefer, report_no_resumed)
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            if group.subgroup(lambda e: isinstance(e, ConnectionClosed)) is not None:
-                raise ConnectionClosed() from None
-            raise
+        if event is None:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._watch_while_running, processes)
+                    event = await processes.wait_for_stop(prefer, report_no_resumed)
+                    nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                if group.subgroup(lambda e: isinstance(e, ConnectionClosed)) is not None:
+                    raise ConnectionClosed() from None
+                raise
+        if self._interrupted and event.kind not in (StopKind.INTERRUPTED, StopKind.EXITED, StopKind.TERMINATED):
+            # The 0x03 lost the race to another stop (a step's end, a breakpoint): gdb still
+            # waits for the stop it asked for, which the next resume gives (gdbserver's
+            # SIGINT stays queued in the program likewise). Reported with this stop, it
+            # would be lost, and the program run on past the user's Ctrl-C.
+            if self.profile.interrupt_outlasts_stop:
+                packet_log.debug("<- ^C came with another stop: the program stops again when resumed")
+                processes.interrupt_after_stop(processes.get(event.pid))
         return event
 
     def take_early_interrupt(self) -> bool:
@@ -341,6 +352,7 @@ class Session:
             for event in self._decoder.feed(data):
                 if isinstance(event, framing.Interrupt):
                     packet_log.debug("<- ^C")
+                    self._interrupted = True
                     processes.request_interrupt()
                 else:
                     self._backlog.append(event)  # answered once the program has stopped

@@ -113,8 +113,8 @@ CASES: list[tuple[bytes, Command]] = [
     (b"z0,7ffff7fcc060,1", RemoveBreakpoint(0, 0x7FFFF7FCC060, 1, None)),  # gdb
     (b"Z1,401000,1", InsertBreakpoint(1, 0x401000, 1, None)),
     (b"Z4,601040,8", InsertBreakpoint(4, 0x601040, 8, None)),
-    (b"Z0,401000,1;X3,220127", InsertBreakpoint(0, 0x401000, 1, None)),
-    (b"Z0,401000,1;cmds:0,X3,220127", InsertBreakpoint(0, 0x401000, 1, None)),
+    (b"Z0,401000,1;X3,220127", InsertBreakpoint(0, 0x401000, 1, None, (b"\x22\x01\x27",))),
+    (b"Z0,401000,1;cmds:0,X3,220127", InsertBreakpoint(0, 0x401000, 1, None, (), (b"\x22\x01\x27",))),
     (b"Z0,401000,1;thread:1bd1;", InsertBreakpoint(0, 0x401000, 1, T(None, 0x1BD1))),
     (b"z3,601040,4;thread:p7.8", RemoveBreakpoint(3, 0x601040, 4, T(7, 8))),
     (b"c", Continue(None)),  # lldb

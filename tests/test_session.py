@@ -88,6 +88,9 @@ PACKET_PROBES = {
     "vContSupported": b"vCont?",
     "QThreadEvents": b"QThreadEvents:0",
     "QNonStop": b"QNonStop:0",
+    # A condition or command that cannot run is refused with an error, not ignored (tests/test_agent.py).
+    "ConditionalBreakpoints": b"Z0,0,1;X2,0127",
+    "BreakpointCommands": b"Z0,0,1;cmds:0,X2,0127",
     "QDisableRandomization": b"QDisableRandomization:1",
     "QStartupWithShell": b"QStartupWithShell:0",
     "QEnvironmentReset": b"QEnvironmentReset",

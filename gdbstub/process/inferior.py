@@ -168,6 +168,11 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
             raise TargetError(f"cannot write siginfo: {exc}") from None
 
     # -- run control ---------------------------------------------------------------------
+    @property
+    def interrupt_requested(self) -> bool:
+        """The client's 0x03 waits to be reported (all-stop)."""
+        return self._interrupt_requested
+
     def request_interrupt(self) -> None:
         """Ask for an all-stop (the client's 0x03); `wait_for_stop` reports it. In non-stop
         mode one thread stops (see `interrupt_one_thread`)."""

@@ -29,6 +29,9 @@ class ProcessSet:
         self.current: Inferior | None = None
         self._changed = trio.Event()
         self._non_stop = False
+        # What a 0x03 stops first: the process launched or attached to last (gdbserver's
+        # signal_pid), whatever has been reported since; fork children do not count.
+        self._interrupt_target: Inferior | None = None
 
     # -- membership ----------------------------------------------------------------------
     def add(self, started: Started, launched: bool, settings: RunSettings | None = None) -> Inferior:
@@ -37,6 +40,7 @@ class ProcessSet:
         if not launched:
             inferior.last_event = StopEvent(StopKind.ATTACHED, started.pid, signal.SIGSTOP)
         self.adopt(inferior)
+        self._interrupt_target = inferior
         return inferior
 
     def adopt(self, inferior: Inferior, make_current: bool = True) -> None:
@@ -131,10 +135,28 @@ class ProcessSet:
         """The client's 0x03: one running process is asked to stop; the others stop with it."""
         live = self.live()
         running = [p for p in live if p.is_running()]
+        if self._interrupt_target in running:
+            running.insert(0, self._interrupt_target)
         target = running[0] if running else (self.current if self.current in live else None)
         if target is None and live:
             target = live[0]
         if target is not None:
+            target.request_interrupt()
+
+    def _in_turn(self, resumed: list[Inferior]) -> list[Inferior]:
+        """The order in which processes get to report: one the client's 0x03 is for first,
+        then the others in turn from the one after the last to report, so that a process
+        hitting breakpoints all the time starves neither a Ctrl-C nor the others' events."""
+        if self.current in resumed:
+            at = resumed.index(self.current) + 1
+            resumed = resumed[at:] + resumed[:at]
+        return sorted(resumed, key=lambda p: not p.interrupt_requested)
+
+    def interrupt_after_stop(self, stopped: Inferior | None) -> None:
+        """A 0x03 that lost the race to another stop: the process it was for stops again at
+        its next resume, as gdbserver's SIGINT stays queued in it."""
+        target = self._interrupt_target if self._interrupt_target in self.live() else stopped
+        if target is not None and target.alive:
             target.request_interrupt()
 
     def _resumed(self) -> list[Inferior]:
@@ -160,7 +182,7 @@ class ProcessSet:
                 raise TargetError("no process")
             if len(self._processes) == 1:
                 return await resumed[0].wait_for_stop(prefer, report_no_resumed)
-            for process in resumed:
+            for process in self._in_turn(resumed):
                 if process.has_something_to_report():
                     event = await process.wait_for_stop(prefer)
                     # The process of the last stop is the one a new client hears of (`?`).

@@ -21,6 +21,7 @@ from .breakpoints import SoftwareBreakpoints
 from .events import StopEvent, StopKind
 from .launch import foreign_program
 from .threads import Resume, Thread
+from .traps import TRAP_TRACE
 
 SI_TKILL = -6
 SYS_EXIT = 60  # x86-64: a thread's own exit, where exit_group (231) ends the process
