@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Callable, Iterator
-from xml.sax.saxutils import escape
+from .xml_text import escape
 
 # (type, title, description), in gdbserver's order.
 _TYPES = [

@@ -12,7 +12,7 @@ and format for wide registers whose gdb type lldb cannot map) that gdb ignores.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import quoteattr
+from gdbstub.xml_text import quoteattr
 
 if TYPE_CHECKING:
     from gdbstub.arch.registers import RegisterTable

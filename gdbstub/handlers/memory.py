@@ -6,8 +6,6 @@ from packets import commands as cmds
 from packets import replies
 from packets.framing import escape_binary
 
-from ..tls import thread_db_reachable
-from ..tls import tls_address as thread_local_address
 from .registry import Feature, handles
 
 MAX_READ = 0x20000
@@ -52,6 +50,10 @@ def write_memory(session, cmd: cmds.WriteMemory) -> bytes:
 @handles(cmds.TlsAddressQuery)
 def tls_address(session, cmd: cmds.TlsAddressQuery) -> bytes:
     """A thread-local variable's address (gdb asks when it cannot use libthread_db itself)."""
+    # Imported here: it reads ELF files (pyelftools), which the first stop never needs.
+    from ..tls import thread_db_reachable
+    from ..tls import tls_address as thread_local_address
+
     pid = cmd.thread.pid
     inferior = session.processes.get(pid) if pid not in (None, 0, -1) else session.require_inferior()
     if inferior is None or not inferior.alive:

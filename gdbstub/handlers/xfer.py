@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
-from xml.sax.saxutils import escape, quoteattr
+from ..xml_text import escape, quoteattr
 
 from packets import commands as cmds
 from packets import replies
