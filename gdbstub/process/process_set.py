@@ -65,6 +65,11 @@ class ProcessSet:
         self.adopt(child, make_current=False)
         for status in self.tracer.claim(child_pid):  # its first stop came before the fork event
             child.on_status(child_pid, status)
+        first = child.threads.get(child_pid)
+        if held and first is not None and first.awaiting_first_stop:
+            # Reported with the fork, the child must be stopped when the client hears of it:
+            # gdb reads its registers at once (a ptrace of a child still starting fails).
+            self.tracer.wait_for(child_pid)
 
     def remove(self, inferior: Inferior) -> None:
         if self._processes.get(inferior.pid) is inferior:

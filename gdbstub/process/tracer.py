@@ -122,6 +122,19 @@ class Tracer:
             if found:
                 self._route(found, status)
 
+    def wait_for(self, tid: int) -> None:
+        """Block until `tid` has a status and handle it: a new fork child's first stop, which
+        the kernel sends at once (gdbserver waits for it the same way)."""
+        while True:
+            try:
+                found, status = os.waitpid(tid, _WALL)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                return
+            self._route(found, status)
+            return
+
     def _route(self, tid: int, status: int) -> None:
         inferior = self.processes.get(tid)  # the leader's statuses, and a one-thread process's
         if inferior is not None and inferior.owns(tid):
