@@ -28,7 +28,7 @@ class InternalStepOver:
     `_stopping_all`)."""
 
     def _begin_step_over(self, thread: Thread, action: Resume) -> None:
-        """Single-step the instruction under one of our own breakpoints with its original
+        """Single-step the instruction under a breakpoint nobody is told of, with its original
         byte back; the step's stop (a status like any other) finishes it. Nothing waits."""
         pc = thread.pc()
         self.breakpoints.lift(pc)
