@@ -62,16 +62,15 @@ class ServerContext:
     thread_db_search_path: str = "$pdir:$sdir"
     # Where breakpoint commands print (dprintf with `set dprintf-style agent`): the server's
     # standard output, as gdbserver's, or its standard error when the protocol is on stdout.
-    agent_output: Callable[[bytes], None] = field(default=lambda data: _write_flushed(sys.stdout, data))
+    agent_output: Callable[[bytes], None] = field(default_factory=lambda: agent_output_to(sys.stdout))
     # Trace state variables (the agent's getv/setv), shared by every breakpoint.
     trace_variables: dict[int, int] = field(default_factory=dict)
 
 
-def _write_flushed(stream, data: bytes) -> None:
-    stream.flush()
-    stream.buffer.write(data)
-    stream.buffer.flush()
-
-
 def agent_output_to(stream) -> Callable[[bytes], None]:
-    return lambda data: _write_flushed(stream, data)
+    """Bytes written to a text stream's buffer, after what the stream holds, and flushed."""
+    def write(data: bytes) -> None:
+        stream.flush()
+        stream.buffer.write(data)
+        stream.buffer.flush()
+    return write

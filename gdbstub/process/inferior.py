@@ -19,7 +19,7 @@ import trio
 from . import procfs
 from . import ptrace_calls as pt
 from .allstop import SPINS, AllStop, log
-from .breakpoints import SoftwareBreakpoints
+from .breakpoints import Check, SoftwareBreakpoints
 from .debugregs import DebugRegisters
 from .ending import Ending
 from .events import StopEvent, StopKind
@@ -81,7 +81,7 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
         # nobody is told of (see stepover.py); None when there is none.
         self._holder: Thread | None = None
         # Checks of the client's hardware breakpoints (Z1 with conditions), by address.
-        self.hardware_checks: dict[int, Callable[..., bool]] = {}
+        self.hardware_checks: dict[int, Check] = {}
         # Hooks for thread-level features layered on top (debug registers on new threads).
         self.debug_registers = DebugRegisters()
         self.on_new_thread: list = [self._apply_debug_registers]
