@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -626,6 +627,37 @@ def test_runtime_breakpoint_stops_and_continues(gobuild: GoBuild):
         assert end.get("reason") == "exited-normally", end
         output = server.inferior_output()
     assert output == "before\nafter\n"
+
+
+HOPPERS = "hoppers"
+PREEMPTION_STEPS = 40
+
+
+def test_stepping_never_enters_the_preemption_handler(gobuild: GoBuild):
+    """While gdb steps a thread, a SIGURG the runtime sends it (it preempts a goroutine that
+    has run 10 ms, which a goroutine held stopped by the debugger soon has) waits for the
+    thread's next continue. Delivered with the step, the step would end at the handler's first
+    instruction (runtime.sigtramp); dropped, the runtime would never preempt that thread again
+    and the program could hang at its next stop-the-world: it must run to its end."""
+    binary = gobuild.binary(HOPPERS)
+    hop = _stop_address(gobuild, HOPPERS, "main.hop")
+    with go_server(binary) as server, MiSession() as mi:
+        mi_connect(mi, binary, server)
+        mi.command(f"-break-insert *{hop:#x}")
+        mi.command("-exec-continue", expect="running")
+        mi.wait_stopped(timeout=120)
+        mi.command("-break-delete")
+        pcs = []
+        for _ in range(PREEMPTION_STEPS):
+            time.sleep(0.015)  # stopped for longer than a time slice
+            mi.command("-exec-step-instruction", expect="running")
+            pcs.append(int(mi.wait_stopped(timeout=60)["frame"]["addr"], 16))
+        mi.command("-exec-continue", expect="running")
+        end = mi.wait_stopped(timeout=120)
+    functions = {func for func, _, _ in addr2line(gobuild.minor, gobuild.twin(HOPPERS), pcs)}
+    assert not functions & {"runtime.sigtramp", "runtime.cgoSigtramp", "runtime.sighandler"}, \
+        functions
+    assert end.get("reason") == "exited-normally", end
 
 
 # ---------------------------------------------------------------------------------------

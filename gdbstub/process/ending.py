@@ -49,6 +49,7 @@ class Ending:
             sig = 0
             if thread.pending is not None and thread.pending.kind == StopKind.SIGNAL:
                 sig = thread.pending.signal
+            sig = sig or thread.deferred_signal
             if thread.step_trap_queued and not self._take_queued_step_trap(thread):
                 continue  # gone meanwhile
             try:

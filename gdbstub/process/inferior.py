@@ -69,7 +69,8 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
         # another process's event, a detach): the stops it brings are not stray ones.
         self._held = False
         # Go's runtime preempts goroutines with SIGURG sent by tgkill from the process itself:
-        # when set, those are passed on without a stop whatever the client's signal settings.
+        # when set, those are passed on without a stop whatever the client's signal settings;
+        # one that comes while the client steps the thread waits for its next continue.
         self.quiet_runtime_sigurg = False
         # Events that belong to no live thread (a thread's exit) waiting to be reported.
         self._process_events: list[StopEvent] = []
@@ -241,7 +242,10 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
 
     def _run_thread(self, thread: Thread, action: Resume) -> None:
         self._set_resume_flag_if_needed(thread)
-        self._ptrace_resume(thread, action.kind, self._signal_for_resume(thread, action.signal))
+        sig = action.signal
+        if action.kind == "continue" and not sig and thread.deferred_signal:
+            sig, thread.deferred_signal = thread.deferred_signal, 0
+        self._ptrace_resume(thread, action.kind, self._signal_for_resume(thread, sig))
 
     def _signal_for_resume(self, thread: Thread, sig: int) -> int:
         """The signal to give PTRACE_CONT or PTRACE_SINGLESTEP. The kernel delivers one only

@@ -155,7 +155,11 @@ class StatusHandling:
             self._resume_quietly(thread, sig)
             return
         if sig == signal.SIGURG and self.quiet_runtime_sigurg and self._sent_by_itself(thread):
-            self._resume_quietly(thread, sig)
+            if self._continues(thread):
+                self._resume_quietly(thread, sig)
+            else:
+                thread.deferred_signal = sig  # the step goes on; see Thread.deferred_signal
+                self._resume_quietly(thread)
             return
         thread.pending = StopEvent(StopKind.SIGNAL, tid, sig)
 
@@ -277,6 +281,12 @@ class StatusHandling:
         the handler's first instruction; reported, it lets the client step over the handler."""
         if sig not in self.settings.pass_signals or self._interrupt_requested:
             return False
+        return self._continues(thread)
+
+    @staticmethod
+    def _continues(thread: Thread) -> bool:
+        """Whether the client let the thread run free (rather than step it): only then can a
+        signal go to the program unseen."""
         resume = thread.resume
         return resume is None or resume.kind == "continue"
 

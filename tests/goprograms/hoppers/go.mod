@@ -1,0 +1,3 @@
+module hoppers
+
+go 1.19
