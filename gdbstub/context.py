@@ -65,6 +65,8 @@ class ServerContext:
     agent_output: Callable[[bytes], None] = field(default_factory=lambda: agent_output_to(sys.stdout))
     # Trace state variables (the agent's getv/setv), shared by every breakpoint.
     trace_variables: dict[int, int] = field(default_factory=dict)
+    # A Go program's goroutines are the client's threads (--go-goroutines, monitor go threads).
+    go_goroutine_threads: bool = False
 
 
 def agent_output_to(stream) -> Callable[[bytes], None]:

@@ -38,6 +38,8 @@ Options:
   --no-startup-with-shell     exec PROG directly
   --wrapper WRAPPER --        start every program through WRAPPER (e.g. env VAR=1 --), which
                               must exec it; the program's first stop is after that exec
+  --go-goroutines             in a Go program, show every goroutine as a thread (as
+                              `monitor go threads on` does)
   --version         print the version and exit
   --help            print this help and exit
 
@@ -67,6 +69,7 @@ class Options:
     show_help: bool = False
     show_version: bool = False
     selftest: bool = False
+    go_goroutines: bool = False
 
 
 _FLAGS = {
@@ -81,6 +84,7 @@ _FLAGS = {
     "--help": ("show_help", True),
     "--version": ("show_version", True),
     "--selftest": ("selftest", True),
+    "--go-goroutines": ("go_goroutines", True),
 }
 
 

@@ -70,6 +70,7 @@ class Server:
             lifecycle=self,
             default_program=options.program,
             agent_output=agent_output_to(sys.stderr if self.comm.kind == "stdio" else sys.stdout),
+            go_goroutine_threads=options.go_goroutines,
         )
         self.exit_requested = False
         # The last program started (its argv): what `R` starts again.

@@ -25,6 +25,7 @@ from .notifications import StopNotifier
 from .protocol_state import ProtocolState
 from .context import ServerContext
 from .process import Inferior, ProcessSet, PtraceError, StopEvent, StopKind, TargetError
+from .thread_view import KernelThreads
 from .transport import Connection
 
 log = logging.getLogger("gdbstub.session")
@@ -47,6 +48,9 @@ def _parse(payload: bytes) -> cmds.Command:
     return command
 
 
+_RESUMES = (cmds.VCont, cmds.Continue, cmds.ContinueWithSignal, cmds.Step, cmds.StepWithSignal)
+
+
 class ConnectionClosed(Exception):
     pass
 
@@ -62,14 +66,16 @@ class Session:
         self._pending_ack = False
         self._backlog: deque = deque()
         self._thread_text: dict[tuple, bytes] = {}
-        # (generation, goid, pc, sp, bp) while `monitor goroutine N select` is in effect.
-        self.selected_goroutine: tuple | None = None
         self.client_gone = False
         # A 0x03 came while waiting for the current stop.
         self._interrupted = False
         # Why the last lldb `A` launch failed (qLaunchSuccess reports it), or None.
         self.last_launch_error: str | None = None
         self.stop_requested_exit = False
+        # `monitor go threads on|off` waits for the next resume that steps nothing (see
+        # handlers/resume.py): the client's selected thread must stay in the list it has
+        # until a stop reply names a thread of the new one.
+        self.go_threads_at_next_stop: bool | None = None
         self.xfer_cache: dict[tuple[str, str], bytes] = {}
         self.hostio = None
         self.thread_list_cursor: list[tuple[int, int]] = []  # (pid, tid) still to list
@@ -189,7 +195,7 @@ class Session:
             self.context.lifecycle.announce_end(event)
         elif inferior is not None and inferior.has_thread(event.tid):
             if select:
-                self.state.general_thread = event.tid
+                self.state.general_thread = self.threads(inferior).client_tid(event.tid)
             take_stop(self, event)
         return stop_reply(self, event)
 
@@ -252,6 +258,11 @@ class Session:
                 return await entry.function(self, command)
             return entry.function(self, command)
         except TargetError as exc:
+            if isinstance(command, _RESUMES) and not self.state.error_strings \
+                    and not self.profile.lldb_stop_replies:
+                # gdb shows a refused resume as "Remote failure reply: E01": the reason goes
+                # first as console output, which gdb prints while it waits for the stop.
+                await self.send(replies.console_output(f"gdbstub: {exc}\n".encode()))
             return replies.error(0x01, str(exc), self.state.error_strings)
         except (cmds.MalformedCommand, ValueError) as exc:
             # A well-formed packet with arguments the target cannot take (a 'G' of the wrong
@@ -358,6 +369,27 @@ class Session:
                     self._backlog.append(event)  # answered once the program has stopped
 
     # -- threads -------------------------------------------------------------------------
+    # Thread ids to and from the client are the view's (`threads`); the process controller's
+    # are the kernel's. They differ only for a Go program's goroutines shown as threads.
+    def threads(self, inferior: Inferior | None = None) -> KernelThreads:
+        """The threads the client sees in a process (by default the one it works on)."""
+        inferior = inferior if inferior is not None else self.inferior
+        go = inferior.go if inferior is not None else None
+        if go is not None and self.context.go_goroutine_threads and inferior.alive and not inferior.non_stop:
+            if go.client_threads is None:
+                from .goroutine_threads import GoroutineThreads
+
+                go.client_threads = GoroutineThreads(inferior, go)
+            return go.client_threads
+        return KernelThreads(inferior)
+
+    def owner_of(self, tid: int) -> Inferior | None:
+        """The process a client's thread id belongs to."""
+        owner = self.processes.owner_of(tid)
+        if owner is None:
+            owner = next((p for p in self.processes.live() if self.threads(p).has(tid)), None)
+        return owner
+
     def thread_id(self, tid: int, pid: int | None = None) -> cmds.ThreadId:
         if pid is None:
             owner = self.processes.owner_of(tid) or self.inferior
@@ -376,20 +408,28 @@ class Session:
         return text
 
     def default_thread(self) -> int:
-        """The thread meant when none is named: the last stop's, else the first live one
-        (the process id once every thread is gone)."""
+        """The thread meant when none is named (the client's id): the last stop's, else the
+        first live one (the process id once every thread is gone)."""
         inferior = self.require_resumable()
         last = inferior.last_event
         if last is not None and inferior.has_thread(last.tid):
-            return last.tid
+            return self.threads(inferior).client_tid(last.tid)
         return min(inferior.thread_ids(), default=inferior.pid)
 
-    def resolve_thread(self, thread: cmds.ThreadId | None) -> int:
-        """The tid a register or memory command is about."""
-        inferior = self.require_inferior()
+    def selected_thread(self, thread: cmds.ThreadId | None) -> int:
+        """The client's id of the thread a command is about (named, else Hg's)."""
+        self.require_inferior()
         tid = thread.tid if thread is not None else self.state.general_thread
         if tid in (0, -1):
             return self.default_thread()
-        if not inferior.has_thread(tid):
+        if not self.threads().has(tid):
             raise TargetError(f"no thread {tid:x}")
         return tid
+
+    def resolve_thread(self, thread: cmds.ThreadId | None) -> int:
+        """The kernel thread a command is about (TargetError for a parked goroutine)."""
+        tid = self.selected_thread(thread)
+        kernel = self.threads().kernel_tid(tid)
+        if kernel is None:
+            raise TargetError(f"{self.threads().text(tid) or 'the thread'} is not running on a thread")
+        return kernel

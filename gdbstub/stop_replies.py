@@ -13,7 +13,6 @@ import signal
 
 from packets import replies
 
-from . import thread_names
 from .process import StopEvent, StopKind, procfs
 
 _TRAP_KINDS = (StopKind.BREAKPOINT, StopKind.STEP, StopKind.WATCHPOINT, StopKind.HW_BREAKPOINT,
@@ -112,7 +111,8 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
             values = table.read_registers(inferior.registers(event.tid), table.expedite)
             for regnum, value in zip(table.expedite, values):
                 pairs.append((b"%02x" % regnum, value.hex().encode()))
-    pairs.append((b"thread", session.format_thread(event.tid, event.pid or None)))
+    client_tid = session.threads(inferior).client_tid(event.tid) if thread is not None else event.tid
+    pairs.append((b"thread", session.format_thread(client_tid, event.pid or None)))
     if thread is not None:
         # The CPU the thread last ran on, as gdbserver sends it (MI's *stopped shows it).
         _, core = procfs.thread_name_and_core(inferior.pid, event.tid)
@@ -161,37 +161,50 @@ def lldb_reason(session, event: StopEvent) -> tuple[str, str | None]:
     return reason, description
 
 
-def thread_stop_json(session, event: StopEvent | None, tid: int, with_registers: bool) -> dict:
-    info: dict = {"name": thread_names.thread_name(session.inferior, tid), "tid": tid}
-    if event is not None and event.tid == tid:
+def thread_stop_json(session, event: StopEvent | None, tid: int, with_registers: bool,
+                     event_tid: int | None = None) -> dict:
+    """lldb's description of one thread (its client id `tid`); `event_tid`: the client id of
+    the event's thread, when the caller knows it."""
+    threads = session.threads()
+    info: dict = {"name": threads.name(tid), "tid": tid}
+    if event is not None and event_tid is None and session.inferior.has_thread(event.tid):
+        event_tid = threads.client_tid(event.tid)
+    if event is not None and event_tid == tid:
         reason, description = lldb_reason(session, event)
         info["reason"] = reason
         info["signal"] = session.profile.signal_to_client(event_signal(session, event))
         if description is not None:
             info["description"] = description
     if with_registers:
-        inferior = session.inferior
         table = session.table
-        values = table.read_registers(inferior.registers(tid), table.expedite)
+        values = table.read_registers(threads.registers(tid), table.expedite)
         info["registers"] = {str(n): v.hex() for n, v in zip(table.expedite, values)}
     return info
+
+
+def _running(inferior, threads, tid: int) -> bool:
+    kernel = threads.kernel_tid(tid)
+    return kernel is not None and inferior.thread(kernel).running
 
 
 def _lldb_stop_reply(session, event: StopEvent) -> bytes:
     inferior = session.inferior
     tid = event.tid
-    pairs: list[tuple[bytes, bytes]] = [(b"thread", b"%x" % tid),
-                                        _name_pair(thread_names.thread_name(session.inferior, tid))]
+    threads = session.threads(inferior)
+    live = inferior.has_thread(tid)
+    client_tid = threads.client_tid(tid) if live else tid
+    pairs: list[tuple[bytes, bytes]] = [(b"thread", b"%x" % client_tid),
+                                        _name_pair(threads.name(client_tid) if live or threads.has(tid) else "")]
     if session.state.threads_in_stop_reply:
-        tids = inferior.thread_ids()
+        tids = threads.ids()
         pairs.append((b"threads", b",".join(b"%x" % t for t in tids)))
         if len(tids) > 1:
-            infos = [thread_stop_json(session, event, t, with_registers=False) for t in tids]
+            infos = [thread_stop_json(session, event, t, False, client_tid) for t in tids]
             text = json.dumps(infos, separators=(",", ":"), sort_keys=True)
             pairs.append((b"jstopinfo", text.encode().hex().encode()))
-        pairs.append((b"thread-pcs", b",".join(b"%016x" % inferior.thread(t).pc() for t in tids
-                                                if not inferior.thread(t).running)))
-    if inferior.has_thread(tid) and not inferior.thread(tid).running and inferior.unsupported is None:
+        pairs.append((b"thread-pcs", b",".join(b"%016x" % threads.pc(t) for t in tids
+                                                if not _running(inferior, threads, t))))
+    if live and not inferior.thread(tid).running and inferior.unsupported is None:
         table = session.table
         regnums = list(range(GPR_COUNT))
         values = table.read_registers(inferior.registers(tid), regnums)

@@ -177,9 +177,10 @@ def run_plain(binary: Path, args: Sequence[str] = (), env: Mapping[str, str] = (
 
 
 @contextlib.contextmanager
-def go_server(binary: Path, args: Sequence[str] = (),
-              env: Mapping[str, str] = ()) -> Iterator[Server]:
-    """gdbstub serving `binary` on a free port, the program started with `env`.
+def go_server(binary: Path, args: Sequence[str] = (), env: Mapping[str, str] = (),
+              options: Sequence[str] = ()) -> Iterator[Server]:
+    """gdbstub serving `binary` on a free port, the program started with `env`; `options`:
+    the server's own (e.g. --go-goroutines).
 
     start_server gives the server (and so the program) the test process's environment; it is
     set for the moment the server starts and restored at once.
@@ -189,7 +190,7 @@ def go_server(binary: Path, args: Sequence[str] = (),
     try:
         os.environ.clear()
         os.environ.update(program_environment(env))
-        server = stack.enter_context(start_server("gdbstub", binary, args))
+        server = stack.enter_context(start_server("gdbstub", binary, args, extra=options))
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -7,7 +7,7 @@ import signal
 from packets import commands as cmds
 from packets import replies
 
-from .. import profiles, thread_names
+from .. import profiles
 from ..stop_replies import stop_reply
 from ..process import StopEvent, StopKind, procfs
 from .registry import Feature, add_feature, handles, supported_features
@@ -86,7 +86,7 @@ def stop_reason(session, cmd) -> bytes:
     if event is None or not inferior.has_thread(event.tid):
         # The thread of the last stop is gone: report the stop on a live thread.
         event = StopEvent(StopKind.SIGNAL, min(inferior.thread_ids()), signal.SIGTRAP)
-    session.state.general_thread = event.tid
+    session.state.general_thread = session.threads(inferior).client_tid(event.tid)
     return stop_reply(session, event)
 
 
@@ -99,10 +99,10 @@ def set_thread(session, cmd: cmds.SetThread) -> bytes:
         if inferior is None or not inferior.alive:
             return replies.error(0x01, "no such process", session.state.error_strings)
     elif tid not in (0, -1):
-        inferior = session.processes.owner_of(tid)
+        inferior = session.owner_of(tid)
     else:
         inferior = session.inferior
-    if tid not in (0, -1) and (inferior is None or not inferior.has_thread(tid)):
+    if tid not in (0, -1) and (inferior is None or not session.threads(inferior).has(tid)):
         return replies.error(0x01, "no such thread", session.state.error_strings)
     if cmd.op == "g":
         session.state.general_thread = tid
@@ -117,8 +117,8 @@ def set_thread(session, cmd: cmds.SetThread) -> bytes:
 def thread_alive(session, cmd: cmds.ThreadAlive) -> bytes:
     pid = cmd.thread.pid
     inferior = session.processes.get(pid) if pid not in (None, 0, -1) \
-        else session.processes.owner_of(cmd.thread.tid)
-    if inferior is not None and inferior.alive and inferior.has_thread(cmd.thread.tid):
+        else session.owner_of(cmd.thread.tid)
+    if inferior is not None and inferior.alive and session.threads(inferior).has(cmd.thread.tid):
         return replies.OK
     return replies.error(0x01, "thread is gone", session.state.error_strings)
 
@@ -126,13 +126,14 @@ def thread_alive(session, cmd: cmds.ThreadAlive) -> bytes:
 @handles(cmds.CurrentThreadQuery)
 def current_thread(session, cmd) -> bytes:
     session.require_inferior()
-    return b"QC" + session.format_thread(session.resolve_thread(None))
+    return b"QC" + session.format_thread(session.selected_thread(None))
 
 
 @handles(cmds.ThreadInfoFirst)
 def thread_info_first(session, cmd) -> bytes:
     """Every thread of every process, in batches."""
-    session.thread_list_cursor = [(p.pid, tid) for p in session.processes.live() for tid in p.thread_ids()]
+    session.thread_list_cursor = [(p.pid, tid) for p in session.processes.live()
+                                  for tid in session.threads(p).ids()]
     return _thread_batch(session)
 
 
@@ -242,9 +243,10 @@ def catch_syscalls(session, cmd: cmds.CatchSyscalls) -> bytes:
 def thread_extra_info(session, cmd: cmds.ThreadExtraInfo) -> bytes:
     inferior = session.require_inferior()
     tid = cmd.thread.tid
-    if not inferior.has_thread(tid):
+    threads = session.threads(inferior)
+    if not threads.has(tid):
         return replies.error(0x01, "no such thread", session.state.error_strings)
-    text = thread_names.thread_text(session.require_inferior(), tid)
+    text = threads.text(tid)
     if text is None:
         name, core = procfs.thread_name_and_core(inferior.pid, tid)
         state = "running" if inferior.threads[tid].running else "stopped"

@@ -136,7 +136,7 @@ def threads_info(session, cmd) -> bytes:
     if inferior is None or not inferior.alive:
         return replies.error(0x01, "no process", session.state.error_strings)
     event = inferior.last_event
-    infos = [thread_stop_json(session, event, tid, with_registers=True) for tid in inferior.thread_ids()]
+    infos = [thread_stop_json(session, event, tid, with_registers=True) for tid in session.threads(inferior).ids()]
     return escape_binary(json.dumps(infos, separators=(",", ":"), sort_keys=True).encode())
 
 
@@ -148,11 +148,15 @@ def thread_extended_info(session, cmd) -> bytes:
 @handles(lc.ThreadStopInfoQuery)
 def thread_stop_info(session, cmd: lc.ThreadStopInfoQuery) -> bytes:
     inferior = session.require_inferior()
-    if not inferior.has_thread(cmd.tid):
+    threads = session.threads(inferior)
+    if not threads.has(cmd.tid):
         return replies.error(0x01, "no such thread", session.state.error_strings)
     event = inferior.last_event
-    if event is None or event.tid != cmd.tid:
-        event = StopEvent(StopKind.SIGNAL, cmd.tid, 0)
+    kernel = threads.kernel_tid(cmd.tid)
+    if event is None or kernel is None or event.tid != kernel:
+        # (A parked goroutine is told of as a thread stopped for no reason, like gdbserver's
+        # threads that did not report the stop.)
+        event = StopEvent(StopKind.SIGNAL, kernel if kernel is not None else cmd.tid, 0)
     return stop_reply(session, event)
 
 

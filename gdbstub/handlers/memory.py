@@ -6,6 +6,7 @@ from packets import commands as cmds
 from packets import replies
 from packets.framing import escape_binary
 
+from ..process import TargetError
 from .registry import Feature, handles
 
 MAX_READ = 0x20000
@@ -60,5 +61,10 @@ def tls_address(session, cmd: cmds.TlsAddressQuery) -> bytes:
         return replies.error(0x01, "no such process", session.state.error_strings)
     if not thread_db_reachable(session.context.thread_db_search_path):
         return replies.error(0x01, "no libthread_db on the search path", session.state.error_strings)
-    tid = cmd.thread.tid if cmd.thread.tid not in (0, -1) else session.resolve_thread(None)
+    if cmd.thread.tid in (0, -1):
+        tid = session.resolve_thread(None)
+    else:
+        tid = session.threads(inferior).kernel_tid(cmd.thread.tid)
+        if tid is None:
+            raise TargetError("a parked goroutine has no thread-local storage of its own")
     return b"%x" % thread_local_address(inferior, tid, cmd.offset, cmd.link_map)

@@ -1,4 +1,5 @@
-"""Go monitor commands: `goroutines`, `goroutine N bt`, `goroutine N select`, `info symbol ADDR`.
+"""Go monitor commands: `goroutines`, `goroutine N bt`, `goroutine N select`, `info symbol ADDR`,
+`go threads on|off`.
 
 Formats follow Go's own traceback, which Go users already read: a goroutine line starts
 `goroutine N [state]` as in a panic dump; a backtrace has one frame per line, the function first
@@ -15,9 +16,10 @@ HELP = """\
   goroutine N bt
     Backtrace of goroutine N, read from the program (works on stripped binaries)
   goroutine N select
-    Make register reads show goroutine N (its saved registers if it is parked) until the
-    program next resumes; register writes are refused meanwhile. gdb keeps the registers
-    it read at the stop: run `maintenance flush register-cache` after selecting
+    Say which thread shows goroutine N (with `go threads on`, every goroutine is a thread)
+  go threads on|off
+    Show every goroutine as a thread of the process (off: the kernel's threads, named
+    after their goroutines). Parked goroutines have their saved pc, sp and bp, read-only
   info symbol ADDR
     The function and file:line at ADDR (hex, 0x optional)
 """
@@ -82,17 +84,35 @@ def goroutine_backtrace(session, text: str) -> str:
 
 
 def goroutine_select(session, text: str) -> str:
+    """Where to find a goroutine's registers. The server cannot change the client's selection
+    behind its back (the client keeps the registers it read): the client selects a thread."""
+    from ..goroutine_threads import GOROUTINE_TID_BASE
+
     go, g = _goroutine(session, text)
-    if g.thread_id is not None and session.inferior.has_thread(g.thread_id) \
-            and g.location in ("registers", "signal", "vdso", "syscall") and not g.on_system_stack:
-        session.state.general_thread = g.thread_id
-        session.selected_goroutine = None
-        return f"goroutine {g.goid} runs on thread {g.thread_id}: selected that thread\n"
-    if g.pc is None or g.sp is None:
-        raise MonitorError(f"goroutine {g.goid} has no saved registers to show")
-    session.selected_goroutine = (session.inferior.generation, g.goid, g.pc, g.sp, g.bp or 0)
-    return (f"goroutine {g.goid} selected: registers show pc={g.pc:#x} sp={g.sp:#x} until the "
-            f"program resumes (writes refused)\n")
+    if not session.context.go_goroutine_threads:
+        raise MonitorError(f"goroutine {g.goid}: run `monitor go threads on` (or start with "
+                           f"--go-goroutines); from the next stop on, select its thread "
+                           f"(gdb: `thread find ^g{g.goid} `; lldb: `thread list`)")
+    tid = GOROUTINE_TID_BASE + g.goid
+    return (f"goroutine {g.goid} is thread {tid} (\"g{g.goid} ...\"): gdb `thread find ^g{g.goid} ` "
+            f"then `thread N`; lldb `thread select` by its index in `thread list`\n")
+
+
+def go_threads(session, setting: str) -> str:
+    if setting not in ("on", "off"):
+        raise MonitorError(f"go threads: expected on or off, not {setting!r}")
+    on = setting == "on"
+    if on and session.state.non_stop:
+        raise MonitorError("goroutines cannot be threads in non-stop mode: the goroutines are read "
+                           "from a stopped program")
+    if on == session.context.go_goroutine_threads:
+        session.go_threads_at_next_stop = None
+        return f"go threads are already {setting}\n"
+    # From the next stop on: the thread the client has selected now must stay in its list.
+    session.go_threads_at_next_stop = on
+    if on:
+        return "from the next stop on, every goroutine is a thread\n"
+    return "from the next stop on, the threads are the kernel's threads\n"
 
 
 def info_symbol(session, text: str) -> str:
@@ -112,6 +132,8 @@ def run(session, words: list[str]) -> str | None:
     from ..goview import GoNotReady
 
     try:
+        if len(words) == 3 and words[:2] == ["go", "threads"]:
+            return go_threads(session, words[2])
         if words == ["goroutines"]:
             return goroutines(session)
         if len(words) == 3 and words[0] == "goroutine" and words[2] == "bt":

@@ -5,65 +5,24 @@ from __future__ import annotations
 from packets import commands as cmds
 from packets import replies
 
-from ..arch.x86_64 import user_regs_offset
-from ..process import TargetError
 from .registry import handles
-
-_RBP, _RIP, _RSP = (user_regs_offset(name) for name in ("rbp", "rip", "rsp"))
-
-
-class GoroutineRegisters:
-    """A thread's register sets with a parked goroutine's saved pc, sp and bp in place
-    (`monitor goroutine N select`); read-only, since they are not any thread's registers."""
-
-    def __init__(self, base, pc: int, sp: int, bp: int) -> None:
-        self._base = base
-        self._patch = ((_RIP, pc), (_RSP, sp), (_RBP, bp))
-
-    def read(self, regset: str) -> bytes:
-        data = self._base.read(regset)
-        if regset != "gpr":
-            return data
-        out = bytearray(data)
-        for offset, value in self._patch:
-            out[offset:offset + 8] = value.to_bytes(8, "little")
-        return bytes(out)
-
-    def write(self, regset: str, data: bytes) -> None:
-        raise TargetError("a selected goroutine's registers cannot be written")
-
-
-def _selection(session):
-    selected = getattr(session, "selected_goroutine", None)
-    inferior = session.inferior
-    if selected is None or inferior is None or selected[0] != inferior.generation:
-        return None
-    return selected
 
 
 def _register_sets(session, thread_id):
-    inferior = session.require_inferior()
-    tid = session.resolve_thread(thread_id)
-    base = inferior.registers(tid)
-    selected = _selection(session)
-    if selected is not None:
-        _, _, pc, sp, bp = selected
-        return GoroutineRegisters(base, pc, sp, bp)
-    return base
-
-
-def _refuse_writes_while_selected(session) -> None:
-    if _selection(session) is not None:
-        raise TargetError("a goroutine is selected: its saved registers are read-only "
-                          "(resume the program to end the selection)")
+    """The registers of the thread a command names (or Hg's): a kernel thread's, or a parked
+    goroutine's saved ones (read-only) when goroutines are threads."""
+    session.require_inferior()
+    return session.threads().registers(session.selected_thread(thread_id))
 
 
 @handles(cmds.ReadRegisters)
 def read_registers(session, cmd: cmds.ReadRegisters) -> bytes:
     inferior = session.require_inferior()
-    if _selection(session) is not None:
-        return session.table.read_all(_register_sets(session, cmd.thread)).hex().encode()
-    thread = inferior.thread(session.resolve_thread(cmd.thread))
+    tid = session.selected_thread(cmd.thread)
+    kernel = session.threads().kernel_tid(tid)
+    if kernel is None:
+        return session.table.read_all(session.threads().registers(tid)).hex().encode()
+    thread = inferior.thread(kernel)
     # Clients ask for 'g' once or more per stop: the reply is kept while the thread's
     # registers and the layout stay the same.
     table = session.table
@@ -79,10 +38,7 @@ def read_registers(session, cmd: cmds.ReadRegisters) -> bytes:
 
 @handles(cmds.WriteRegisters)
 def write_registers(session, cmd: cmds.WriteRegisters) -> bytes:
-    inferior = session.require_inferior()
-    _refuse_writes_while_selected(session)
-    tid = session.resolve_thread(cmd.thread)
-    session.table.write_all(inferior.registers(tid), cmd.data)
+    session.table.write_all(_register_sets(session, cmd.thread), cmd.data)
     return replies.OK
 
 
@@ -96,11 +52,9 @@ def read_register(session, cmd: cmds.ReadRegister) -> bytes:
 
 @handles(cmds.WriteRegister)
 def write_register(session, cmd: cmds.WriteRegister) -> bytes:
-    inferior = session.require_inferior()
+    session.require_inferior()
     register = session.table.by_number(cmd.regnum)
     if register is None:
         return replies.error(0x01, f"no register {cmd.regnum:#x}", session.state.error_strings)
-    _refuse_writes_while_selected(session)
-    tid = session.resolve_thread(cmd.thread)
-    session.table.write_register(inferior.registers(tid), cmd.regnum, cmd.value)
+    session.table.write_register(_register_sets(session, cmd.thread), cmd.regnum, cmd.value)
     return replies.OK

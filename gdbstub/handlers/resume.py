@@ -43,7 +43,17 @@ def _resume(session, plan: list[tuple[Inferior, dict[int, Resume], Resume | None
         # nothing does (as for an interrupt while stopped). Running a thousand threads only
         # to stop them again would make the client wait for both.
         plan[0][0].request_interrupt()
+    stepped = {inferior.pid: [tid for tid, r in actions.items() if r.kind in ("step", "range")]
+               for inferior, actions, default in plan}
+    if session.go_threads_at_next_stop is not None and not any(stepped.values()):
+        # A client that steps a thread expects the step's stop on that thread's id: the view
+        # of the threads changes with a resume that steps none.
+        session.context.go_goroutine_threads = session.go_threads_at_next_stop
+        session.go_threads_at_next_stop = None
     for inferior, actions, default in plan:
+        # The stop that ends a step is the stepped thread's, under the id the client stepped,
+        # even if the step made its thread run another goroutine (goroutines as threads).
+        session.threads(inferior).keep_ids_through_step(stepped[inferior.pid])
         inferior.resume(actions, default)
     session.expect_stop(prefer)
     return None
@@ -54,20 +64,28 @@ def _set_pc(session, tid: int, addr: int | None) -> None:
         session.require_inferior().thread(tid).set_pc(addr)
 
 
-def _selected_thread(session) -> tuple[int, bool]:
-    """The thread `c`/`s` act on, and whether the others run too (Hc-1 or Hc0 means all)."""
+def _selected_thread(session, stepping: bool) -> int:
+    """The kernel thread `c`/`s` act on (Hc's, else Hg's). A parked goroutine's id (goroutines
+    as threads) has none: a continue runs the whole process from any thread, a step is
+    refused."""
     inferior = session.require_resumable()
+    threads = session.threads(inferior)
     tid = session.state.continue_thread
-    if tid in (0, -1) or not inferior.has_thread(tid):
+    if tid in (0, -1) or not threads.has(tid):
         # The thread `g` would read may be gone since (a `w` reply): then any live one will do.
         general = session.state.general_thread
-        return (general if inferior.has_thread(general) else session.default_thread()), True
-    return tid, False
+        tid = general if general not in (0, -1) and threads.has(general) else session.default_thread()
+    kernel = threads.kernel_tid(tid) if threads.has(tid) else tid
+    if kernel is None:
+        if stepping:
+            raise TargetError(threads.cannot_step(tid))
+        kernel = min(inferior.thread_ids())
+    return kernel
 
 
 @handles(cmds.Continue, cmds.ContinueWithSignal)
 def continue_(session, cmd) -> bytes | None:
-    tid, _ = _selected_thread(session)
+    tid = _selected_thread(session, stepping=False)
     _set_pc(session, tid, cmd.addr)
     sig = _linux_signal(session, getattr(cmd, "signal", 0))
     return _run(session, {tid: Resume("continue", sig)}, Resume("continue"), [tid])
@@ -75,7 +93,7 @@ def continue_(session, cmd) -> bytes | None:
 
 @handles(cmds.Step, cmds.StepWithSignal)
 def step(session, cmd) -> bytes | None:
-    tid, _ = _selected_thread(session)
+    tid = _selected_thread(session, stepping=True)
     _set_pc(session, tid, cmd.addr)
     sig = _linux_signal(session, getattr(cmd, "signal", 0))
     # Like gdbserver: other threads stay stopped during a plain `s`.
@@ -111,10 +129,20 @@ def vcont(session, cmd: cmds.VCont) -> bytes | None:
             elif processes.get(pid) is not None:
                 defaults.setdefault(pid, resume)
             continue
-        tid = thread.tid if thread.tid != 0 else session.resolve_thread(None)
-        owner = processes.get(pid) if pid is not None else processes.owner_of(tid)
-        if owner is None or not owner.has_thread(tid):
+        tid = thread.tid if thread.tid != 0 else session.selected_thread(None)
+        owner = processes.get(pid) if pid is not None else session.owner_of(tid)
+        threads = session.threads(owner) if owner is not None else None
+        if threads is None or not threads.has(tid):
             return replies.error(0x01, f"no thread {tid:x}", session.state.error_strings)
+        kernel = threads.kernel_tid(tid)
+        if kernel is None:
+            # A parked goroutine (goroutines as threads): no thread of its own to step;
+            # continuing it means letting the whole process run.
+            if resume.kind in ("step", "range"):
+                raise TargetError(threads.cannot_step(tid))
+            defaults.setdefault(owner.pid, resume)
+            continue
+        tid = kernel
         if tid not in actions.setdefault(owner.pid, {}):
             actions[owner.pid][tid] = resume
             if resume.kind != "continue":

@@ -14,7 +14,6 @@ from ..xml_text import escape, quoteattr
 from packets import commands as cmds
 from packets import replies
 
-from .. import thread_names
 from ..osdata import osdata
 from ..process import TargetError, procfs
 from .registry import add_feature, handles
@@ -112,19 +111,18 @@ def threads(session, annex: str) -> bytes:
     """Every thread of every process."""
     lines = ["<threads>"]
     for inferior in session.processes.live():
-        go_labels = thread_names.labels(inferior)
-        for tid in inferior.thread_ids():
-            comm, core = procfs.thread_name_and_core(inferior.pid, tid)
+        view = session.threads(inferior)
+        for tid in view.ids():
+            kernel = view.kernel_tid(tid)
+            comm, core = procfs.thread_name_and_core(inferior.pid, kernel) if kernel is not None else (None, None)
             attrs = f'id="{session.format_thread(tid, inferior.pid).decode()}"'
             if core is not None:
                 attrs += f' core="{core}"'
-            handle = _pthread_handle(inferior, tid)
+            handle = _pthread_handle(inferior, tid) if kernel == tid else None
             if handle is not None:
                 attrs += f' handle="{handle}"'
-            label = go_labels.get(tid)
-            name = label.name if label is not None else (comm or "")
-            attrs += f" name={quoteattr(name)}"
-            text = thread_names.thread_text(inferior, tid, go_labels)
+            attrs += f" name={quoteattr(view.name(tid, comm))}"
+            text = view.text(tid)
             if text:
                 lines.append(f"<thread {attrs}>{escape(text)}</thread>")
             else:

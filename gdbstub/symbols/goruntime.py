@@ -65,6 +65,19 @@ _REG_RBP, _REG_RSP, _REG_RIP = 10, 15, 16
 _MAX_GOROUTINES = 50_000_000
 
 
+def _record_layout(fields: list[tuple[str, int, str]]) -> tuple[list[str], struct.Struct]:
+    """The names and one Struct reading these (name, offset, format) fields of a record,
+    in offset order with padding between them."""
+    ordered = sorted(fields, key=lambda field: field[1])
+    fmt, pos = "<", 0
+    for _, off, code in ordered:
+        if off < pos:
+            raise ValueError(f"overlapping fields at offset {off}")
+        fmt += f"{off - pos}x{code}" if off > pos else code
+        pos = off + struct.calcsize("<" + code)
+    return [name for name, _, _ in ordered], struct.Struct(fmt)
+
+
 class GoRuntime(StackUnwinding):
     """The runtime state of one Go process: goroutines, Ms and their threads, stacks."""
 
@@ -88,6 +101,8 @@ class GoRuntime(StackUnwinding):
             ("waitreason", "g_waitreason", "B"), ("lockedm", "g_lockedm", "Q"),
             ("gopc", "g_gopc", "Q"), ("startpc", "g_startpc", "Q"),
             ("parent_goid", "g_parent_goid", "Q")) if o.get(key, -1) >= 0]
+        # One unpack per g: listing 10,000 goroutines decodes 10,000 of them at every stop.
+        self._g_names, self._g_struct = _record_layout(self._g_fields)
         self._m_cache: dict[int, tuple[int, int, int, int]] = {}
         self._allm: int | None = None
         # The table is fixed for the binary's life: goroutines parked at the same places share
@@ -243,6 +258,14 @@ class GoRuntime(StackUnwinding):
         g = self._safe_u64(fs_base + self.tls_offset)
         return g or None
 
+    def running_goid(self, thread: ThreadState) -> int | None:
+        """The id of the goroutine a thread runs on that goroutine's own stack (user code, a
+        system call), or None: g0 and gsignal, the system stacks, have id 0."""
+        g = self.current_g(thread.fs_base)
+        if g is None:
+            return None
+        return self._safe_u64(g + self.offsets["g_goid"]) or None
+
     def thread_goroutine(self, thread: ThreadState) -> tuple[int, bool] | None:
         """(user g address, thread is on the system stack) for a thread, or None."""
         g = self.current_g(thread.fs_base)
@@ -311,13 +334,38 @@ class GoRuntime(StackUnwinding):
                 out.append(g)
         return out
 
+    def thread_goroutines(self, threads: Iterable[ThreadState]) -> list[Goroutine]:
+        """The goroutines that have a thread (every M's current one, and the one each thread
+        runs), read without the others: thread names need no more, and a program may have
+        a million goroutines."""
+        self._m_cache.clear()
+        on_thread: dict[int, tuple[ThreadState, bool]] = {}
+        for t in threads:
+            found = self.thread_goroutine(t)
+            if found is not None:
+                on_thread.setdefault(found[0], (t, found[1]))
+        addresses = set(on_thread)
+        head = self._allm_address()
+        m = self._u64(head) if head is not None else 0
+        seen: set[int] = set()
+        while m and m not in seen and len(seen) < 100_000:
+            seen.add(m)
+            _, curg, _, m = self._m_info(m)
+            if curg:
+                addresses.add(curg)
+        out = []
+        for addr in sorted(addresses):
+            g = self._decode(addr, self.read_memory(addr, self._g_size), on_thread.get(addr), False)
+            if g is not None and g.thread_id is not None:
+                out.append(g)
+        return out
+
     def goroutine(self, goid: int, threads: Iterable[ThreadState] = ()) -> Goroutine | None:
         return next((g for g in self.goroutines(threads) if g.goid == goid), None)
 
     def _decode(self, addr: int, raw: bytes, thread: tuple[ThreadState, bool] | None,
                 include_dead: bool) -> Goroutine | None:
-        v = {name: struct.unpack_from("<" + fmt, raw, off)[0]
-             for name, off, fmt in self._g_fields}
+        v = dict(zip(self._g_names, self._g_struct.unpack_from(raw)))
         status = v["status"] & ~G_SCAN
         if not include_dead and status in (G_DEAD, G_DEADEXTRA):
             return None

@@ -30,6 +30,7 @@ API:
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Protocol, Sequence
 
 from gdbstub.symbols.goruntime import (G_LEAKED, G_RUNNING, G_WAITING, Frame, Goroutine,
@@ -100,8 +101,10 @@ def is_system_goroutine(g: Goroutine) -> bool:
     return name.startswith("runtime.")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_user_function(name: str) -> bool:
-    """Code the user wrote or called on purpose, as opposed to the runtime's own internals."""
+    """Code the user wrote or called on purpose, as opposed to the runtime's own internals
+    (asked for every frame of every goroutine listed: remembered by name)."""
     if "." not in name:
         return False
     if name.startswith("runtime.") and not is_exported_runtime(name):
