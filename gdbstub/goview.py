@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .arch.x86_64 import USER_REGS_FIELDS
 from .symbols import gotraceback
 from .symbols.gobinary import GoBinary, NotGoBinary
+from .symbols.gopanic import FatalHit
 from .symbols.goruntime import (
     Frame, GoRuntime, GoRuntimeError, Goroutine, RuntimeNotReady, ThreadState,
 )
@@ -27,6 +28,7 @@ log = logging.getLogger("gdbstub.go")
 AT_ENTRY = 9
 _GPR = struct.Struct("<27Q")
 _RBP, _RIP, _RSP, _FS_BASE = (USER_REGS_FIELDS.index(name) for name in ("rbp", "rip", "rsp", "fs_base"))
+_RAX, _RBX = USER_REGS_FIELDS.index("rax"), USER_REGS_FIELDS.index("rbx")
 
 # Where an unrecovered panic or a fatal error passes before the program dies, and what we tell
 # the user when it does. Not every Go version has every one.
@@ -36,6 +38,12 @@ FATAL_FUNCTIONS = {
     "runtime.fatal": "Go runtime: fatal error",
     "runtime.fatalsignal": "Go runtime: fatal signal",
 }
+
+
+def _hit_key(hit: FatalHit) -> tuple[int, str]:
+    """What makes two hits one: the goroutine (its g; the thread when unreadable) and the
+    function."""
+    return (hit.g or -hit.tid, hit.function)
 
 
 class GoNotReady(Exception):
@@ -55,6 +63,12 @@ class GoView:
         self.load_bias = self._load_bias()
         self._runtime: GoRuntime | None = None
         self._fatal: dict[int, str] = {}
+        # Entry address -> name of every FATAL_FUNCTIONS function the program has, and the
+        # threads that reached one, in order (gopanic.py reads the panic or error from them).
+        self._fatal_names: dict[int, str] = {}
+        self._fatal_hits: list[FatalHit] = []
+        # _hit_key of the hits our breakpoints caught (and so made a stop of).
+        self._fatal_caught: set[tuple[int, str]] = set()
         self._cache_generation = -1
         self._goroutines: list[Goroutine] | None = None
         self._labels: dict[int, ThreadLabel] | None = None
@@ -97,6 +111,7 @@ class GoView:
             if func is None:
                 continue
             addr = func.entry + self.load_bias
+            self._fatal_names[addr] = name
             try:
                 inferior.breakpoints.insert(addr, internal=True)
             except Exception as exc:  # noqa: BLE001 - the program runs on without this stop
@@ -108,7 +123,56 @@ class GoView:
         description = self._fatal.get(addr)
         if description is None:
             return None
+        try:
+            hit = self._fatal_hit_at(thread.tid, addr, thread.gpr())
+        except (OSError, PtraceError, TargetError) as exc:  # the stop matters more
+            log.warning("cannot read the registers of thread %d at %#x: %s", thread.tid, addr, exc)
+            return StopEvent(StopKind.RUNTIME, thread.tid, signal.SIGTRAP, description=description)
+        key = _hit_key(hit)
+        if key in self._fatal_caught:
+            # Caught already. A fatal function never returns: the same goroutine is at its
+            # entry again only because the runtime's preemption signal (SIGURG, frequent on the
+            # way to dying) came at the entry: its handler returned there, or preempted the
+            # goroutine and resumed it there. It goes on unreported. (The key is the g, not
+            # the thread: once preempted, another goroutine may die on that thread.)
+            return None
+        self._fatal_caught.add(key)
+        self._remember(hit)
         return StopEvent(StopKind.RUNTIME, thread.tid, signal.SIGTRAP, description=description)
+
+    def _fatal_hit_at(self, tid: int, addr: int, gpr: bytes) -> FatalHit:
+        """A thread at a fatal function's entry, with what only the entry shows: the argument
+        registers (Go's register ABI: RAX, RBX) and the g it runs (its TLS slot, which the
+        function's systemstack calls change)."""
+        regs = _GPR.unpack(gpr)
+        try:
+            g = self.runtime.current_g(regs[_FS_BASE])
+        except (GoNotReady, GoRuntimeError, OSError):
+            g = None
+        return FatalHit(self._fatal_names[addr], tid, g, regs[_RAX], regs[_RBX])
+
+    def _remember(self, hit: FatalHit) -> None:
+        if all(_hit_key(h) != _hit_key(hit) for h in self._fatal_hits):
+            self._fatal_hits.append(hit)
+
+    def fatal_hits(self) -> list[FatalHit]:
+        """The threads that reached a function a Go program dies through, in order: those our
+        breakpoints stopped, then any stopped thread at such a function's entry that they did
+        not see (a client's breakpoint there is reported instead of ours, or the thread stopped
+        just before the int3). A fatal function never returns: a hit stays true until the
+        process is gone."""
+        for tid in self.inferior.thread_ids():
+            try:
+                thread = self.inferior.thread(tid)
+                if thread.running:
+                    continue
+                gpr = thread.gpr()
+                addr = _GPR.unpack(gpr)[_RIP]
+                if addr in self._fatal_names:
+                    self._remember(self._fatal_hit_at(tid, addr, gpr))
+            except (OSError, PtraceError, TargetError):
+                continue
+        return list(self._fatal_hits)
 
     # -- reading the runtime -----------------------------------------------------------------
     @property

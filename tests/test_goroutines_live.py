@@ -5,8 +5,9 @@ mutexes, cond, network poller, a raw read(2), a C call in the cgo build, a locke
 recursion, generics, wrappers, inlined calls), spins one, writes runtime.Stack(all) and
 parks main in stopHere. Every goroutine of that dump must be listed with the same id and
 the same header, and must print the same frames (function, file:line, +offset) and the same
-"created by" line once Go's elision rules are applied. Versions 1.19, 1.21 and 1.27, with
-DWARF and stripped (-s -w), and a cgo build.
+"created by" line once Go's elision rules are applied. Every release of
+tests/gotoolchains.py (1.19, 1.21, 1.24, 1.25, 1.27) with DWARF and stripped (-s -w); cgo,
+PIE and race-detector (-race) builds on some of them (BUILDS).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import re
 import signal
 import struct
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +32,23 @@ from gdbstub.symbols.goruntime import (G_RUNNING, G_SYSCALL, Goroutine, GoRuntim
                                        ThreadState)
 
 SOURCE = Path(__file__).parent / "goprograms" / "waiters" / "main.go"
-# (minor, cgo, stripped, pie)
-BUILDS = [("1.19", False, False, False), ("1.19", False, True, False),
-          ("1.21", False, False, False), ("1.21", False, True, False),
-          ("1.27", False, False, False), ("1.27", False, True, False),
-          ("1.27", True, False, False), ("1.27", True, True, False),
-          ("1.19", False, True, True), ("1.27", False, True, True)]
+# (minor, cgo, stripped, pie, race): every release with DWARF and stripped, a cgo build,
+# PIEs, and race-detector builds (cgo, with ThreadSanitizer's own threads in the process).
+BUILDS = [("1.19", False, False, False, False), ("1.19", False, True, False, False),
+          ("1.21", False, False, False, False), ("1.21", False, True, False, False),
+          ("1.24", False, False, False, False), ("1.24", False, True, False, False),
+          ("1.25", False, False, False, False), ("1.25", False, True, False, False),
+          ("1.27", False, False, False, False), ("1.27", False, True, False, False),
+          ("1.27", True, False, False, False), ("1.27", True, True, False, False),
+          ("1.19", False, True, True, False), ("1.24", False, False, True, False),
+          ("1.27", False, True, True, False), ("1.27", True, False, True, False),
+          ("1.19", True, False, False, True), ("1.24", True, True, False, True),
+          ("1.27", True, False, False, True)]  # -race with -buildmode=pie: "not supported"
+
+
+# The race runtime's assembly that calls ThreadSanitizer (runtime/race_amd64.s).
+RACE_CALLS = frozenset({"racecall", "racecalladdr", "racecallatomic", "racefuncenter",
+                        "racefuncexit"})
 
 
 def _marks(path: Path) -> dict[str, int]:
@@ -54,6 +67,7 @@ class Frozen:
     cgo: bool
     stripped: bool
     pie: bool
+    race: bool
     bias: int
     process: FrozenGoProcess
     binary: GoBinary
@@ -88,11 +102,11 @@ def _freeze(process: FrozenGoProcess, binary: GoBinary, bias: int):
 
 
 @pytest.fixture(scope="module", params=BUILDS,
-                ids=[f"go{m}{'-cgo' if c else ''}{'-pie' if p else ''}-"
-                     f"{'stripped' if s else 'dwarf'}" for m, c, s, p in BUILDS])
+                ids=[f"go{m}{'-race' if r else '-cgo' if c else ''}{'-pie' if p else ''}-"
+                     f"{'stripped' if s else 'dwarf'}" for m, c, s, p, r in BUILDS])
 def frozen(request, tmp_path_factory):
-    minor, cgo, stripped, pie = request.param
-    path = build(minor, "waiters", cgo=cgo, stripped=stripped, pie=pie)
+    minor, cgo, stripped, pie, race = request.param
+    path = build(minor, "waiters", cgo=cgo, stripped=stripped, pie=pie, race=race)
     process = FrozenGoProcess(path, tmp_path_factory.mktemp("dump") / "dump.txt")
     try:
         binary = GoBinary(path)
@@ -102,7 +116,7 @@ def frozen(request, tmp_path_factory):
         assert bias == binary.elf.load_bias_from_entry(_auxv_entry(process.pid))
         assert (bias != 0) == pie
         runtime, threads, listed, elapsed = _freeze(process, binary, bias)
-        yield Frozen(minor, cgo, stripped, pie, bias, process, binary, runtime, threads,
+        yield Frozen(minor, cgo, stripped, pie, race, bias, process, binary, runtime, threads,
                      {g.goid: g for g in listed}, parse_dump(process.dump()), elapsed)
     finally:
         process.close()
@@ -178,11 +192,48 @@ def test_main_goroutine_parked_in_stopHere(frozen):
 def test_spinning_goroutine_is_found_from_its_thread(frozen):
     f, rt = frozen, frozen.runtime
     spinner = next(g for g in f.goroutines.values() if g.start_function == "main.spin")
-    top = tb.visible_frames(rt.backtrace(spinner), rt.wrapper_func_id)[0]
+    twin = build(f.minor, "waiters", cgo=f.cgo, stripped=False, pie=f.pie, race=f.race)
+    if spinner.location == "unavailable":
+        # Race builds: the thread runs ThreadSanitizer's C code, called from main.spin's
+        # instrumentation through racecall, which moves to the g0 stack but keeps g and saves
+        # no goroutine context. Its stack is unavailable, as Go itself says of a goroutine
+        # running on another thread; it must not be shown where it last parked.
+        assert f.race and spinner.status == G_RUNNING and spinner.pc is None
+        regs = next(t for t in f.threads if t.tid == spinner.thread_id)
+        assert not spinner.stack_lo <= regs.sp < spinner.stack_hi
+        where = go_tool("1.27" if f.pie else f.minor, "addr2line", str(twin),
+                        stdin=f"{regs.pc - f.bias:#x}\n").splitlines()[0]
+        if where == "?":
+            # ThreadSanitizer's C functions have no Go line table: Go's addr2line answers
+            # "?" for them (1.24 on); binutils' (gcc's, needed for -race) names them from
+            # the twin's ELF symbol table.
+            where = subprocess.run(["addr2line", "-f", "-e", str(twin), f"{regs.pc - f.bias:#x}"],
+                                   capture_output=True, text=True, check=True).stdout.split()[0]
+        assert where == "racecall" or where.startswith("__"), where
+        return
+    frames = rt.backtrace(spinner)
+    if f.race and frames and frames[0].function in RACE_CALLS \
+            and not any(tb.is_user_function(fr.function) for fr in frames):
+        # Race builds: the thread is in racecall between aligning its SP for C and moving to
+        # the g0 stack (or back): no frame table describes that SP, so the backtrace ends in
+        # racecall. It is the thread's own pc (or the one a signal interrupted), on the
+        # goroutine's stack.
+        regs = next(t for t in f.threads if t.tid == spinner.thread_id)
+        assert spinner.location in ("registers", "signal") and frames[0].pc == spinner.pc
+        assert spinner.location == "signal" or spinner.pc == regs.pc
+        assert spinner.stack_lo <= spinner.sp < spinner.stack_hi
+        return
+    top = tb.visible_frames(frames, rt.wrapper_func_id)[0]
     assert (top.function, top.file) == ("main.spin", str(SOURCE))
+    # Frames above main.spin are the runtime's, elided as Go elides them: in race builds the
+    # thread may be inside the instrumentation's assembly (racecalladdr, runtime.raceread),
+    # still on the goroutine's stack, called from main.spin.
+    inner = frames[:frames.index(top)]
+    assert not any(tb.is_user_function(fr.function) for fr in inner), inner
+    assert not inner or f.race, inner
     if spinner.status == G_RUNNING and spinner.location == "registers":
         regs = next(t for t in f.threads if t.tid == spinner.thread_id)
-        assert (spinner.pc, spinner.sp, top.pc) == (regs.pc, regs.sp, regs.pc)
+        assert (spinner.pc, spinner.sp, frames[0].pc) == (regs.pc, regs.sp, regs.pc)
     if spinner.status == G_RUNNING:  # usually; it may also sit preempted at a stop
         # Its thread may be in the preemption signal's handler: then the goroutine is where
         # the signal interrupted it. Either way it is in main.spin, on its own stack; the
@@ -191,9 +242,8 @@ def test_spinning_goroutine_is_found_from_its_thread(frozen):
         assert spinner.location in ("registers", "signal")
         assert spinner.stack_lo <= spinner.sp < spinner.stack_hi
         # Go 1.19's addr2line answers "?" for every PIE address; 1.27's reads them right.
-        twin = build(f.minor, "waiters", cgo=f.cgo, stripped=False, pie=f.pie)
         out = go_tool("1.27" if f.pie else f.minor, "addr2line", str(twin),
-                      stdin=f"{spinner.pc - f.bias:#x}\n")
+                      stdin=f"{top.sym_pc - f.bias:#x}\n")
         assert out.splitlines() == ["main.spin", f"{SOURCE}:{top.line}"]
 
 

@@ -25,7 +25,8 @@ from gdbstub.symbols.gobinary import GoBinary, NotGoBinary
 from gdbstub.symbols.gopclntab import (MAGIC_115, Pclntab, PclntabError, UnsupportedPclntab,
                                        func_struct)
 
-BUILDS = [("1.19", False), ("1.21", False), ("1.27", False), ("1.27", True)]
+BUILDS = [("1.19", False), ("1.21", False), ("1.24", False), ("1.25", False), ("1.27", False),
+          ("1.27", True)]
 SAMPLES = 2000
 
 
@@ -163,7 +164,8 @@ def test_go_version_and_layout(twin):
                                   capture_output=True, text=True, check=True).stdout
         binary = GoBinary(path)
         assert reported.split(": ", 1)[1].split()[0] == binary.version
-        expected = {"1.19": "1.18", "1.21": "1.20", "1.27": "1.20"}[minor]
+        # The layout changed in 1.18 (magic 0xfffffff0) and 1.20 (0xfffffff1) and since.
+        expected = "1.18" if tuple(map(int, minor.split("."))) < (1, 20) else "1.20"
         assert binary.pclntab.layout == expected
 
 

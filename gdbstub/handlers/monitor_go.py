@@ -1,5 +1,5 @@
 """Go monitor commands: `goroutines`, `goroutine N bt`, `goroutine N select`, `info symbol ADDR`,
-`go threads on|off`.
+`go threads on|off`, `go panic`.
 
 Formats follow Go's own traceback, which Go users already read: a goroutine line starts
 `goroutine N [state]` as in a panic dump; a backtrace has one frame per line, the function first
@@ -22,6 +22,9 @@ HELP = """\
     after their goroutines). Parked goroutines have their saved pc, sp and bp, read-only
   info symbol ADDR
     The function and file:line at ADDR (hex, 0x optional)
+  go panic
+    At an unrecovered panic or a fatal error: the panic value or the error message and the
+    goroutine, as Go prints them when it dies (`panic: ...` / `fatal error: ...`)
 """
 
 
@@ -127,6 +130,34 @@ def info_symbol(session, text: str) -> str:
     return found + "\n"
 
 
+def go_panic(session) -> str:
+    """The panic or fatal error the program is dying of (gdbstub/symbols/gopanic.py); else a
+    panic still running deferred calls on a stopped thread, said to be not fatal yet."""
+    from ..goview import GoNotReady
+    from ..symbols.gopanic import PanicError, PanicReader
+    from ..symbols.goruntime import G_RUNNING, GoRuntimeError
+
+    go = _go(session)
+    hits = go.fatal_hits()
+    try:
+        if hits:
+            return PanicReader(go.runtime).report(hits, go.goroutines())
+        # Not dying (yet): a panic may still be running deferred calls on a stopped thread.
+        try:
+            on_threads = [g for g in go.goroutines() if g.thread_id is not None
+                          and g.status == G_RUNNING]
+        except GoNotReady:
+            on_threads = []
+        in_flight = PanicReader(go.runtime).in_flight(on_threads) if on_threads else ""
+        if not in_flight:
+            raise MonitorError("no panic or fatal error in progress")
+        return in_flight
+    except PanicError as exc:
+        raise MonitorError(f"go panic: {exc}") from None
+    except (GoRuntimeError, OSError, ValueError) as exc:
+        raise MonitorError(f"go panic: cannot read the panic from the program: {exc}") from None
+
+
 def run(session, words: list[str]) -> str | None:
     """The output of a Go monitor command, or None if `words` is not one."""
     from ..goview import GoNotReady
@@ -142,6 +173,8 @@ def run(session, words: list[str]) -> str | None:
             return goroutine_select(session, words[1])
         if len(words) == 3 and words[:2] == ["info", "symbol"]:
             return info_symbol(session, words[2])
+        if words == ["go", "panic"]:
+            return go_panic(session)
     except GoNotReady as exc:
         raise MonitorError(str(exc)) from None
     return None

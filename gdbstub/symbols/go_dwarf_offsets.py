@@ -4,10 +4,13 @@ tools/gen_go_offsets.py runs this over a DWARF build of each toolchain and write
 go_offsets_table.py; goruntime.py also uses it directly on a binary that still has DWARF
 and whose Go version is not in the table.
 
-The fields are the ones the goroutine view reads (`FIELDS`: a name, the Go type, a dotted
-member path). A member whose type is a struct with a single `value` member
-(atomic.Uint32 and friends, Go >= 1.20) resolves to that value. Fields missing from a
-release (g.parentGoid before 1.21) are -1.
+The fields are the ones the goroutine and panic views read (`FIELDS`: a name, the Go type,
+a dotted member path). A type or a path part may list alternatives separated by `|`, the
+first one present wins: types renamed between releases (runtime._type became an alias of
+internal/abi.Type in 1.21, its fields capitalised). A member whose type is a struct with a
+single `value` member (atomic.Uint32 and friends, Go >= 1.20) resolves to that value.
+Fields missing from a release (g.parentGoid before 1.21, _panic.repanicked before 1.25)
+are -1.
 
 API:
     FIELDS: dict[str, tuple[str, str]]
@@ -19,6 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 from gdbstub.symbols.elf_file import ElfFile
+
+_TYPE = "internal/abi.Type|runtime._type"
+_FIELD = "internal/abi.StructField|runtime.structfield"
 
 # name -> (Go type, member path). "<size>" is the byte size of the type itself.
 FIELDS: dict[str, tuple[str, str]] = {
@@ -50,16 +56,43 @@ FIELDS: dict[str, tuple[str, str]] = {
     "moduledata_text": ("runtime.moduledata", "text"),
     "moduledata_etext": ("runtime.moduledata", "etext"),
     "moduledata_gofunc": ("runtime.moduledata", "gofunc"),
+    # Panics (gopanic.py): g._panic, the _panic chain, and enough of the runtime's type
+    # descriptors to name a panic value's type and read it.
+    "g_panic": ("runtime.g", "_panic"),
+    "g_sig": ("runtime.g", "sig"),               # the signal a panic came from (nil deref)
+    "g_sigcode0": ("runtime.g", "sigcode0"),
+    "g_sigcode1": ("runtime.g", "sigcode1"),
+    "g_sigpc": ("runtime.g", "sigpc"),
+    "panic_arg": ("runtime._panic", "arg"),
+    "panic_link": ("runtime._panic", "link"),
+    "panic_recovered": ("runtime._panic", "recovered"),
+    "panic_goexit": ("runtime._panic", "goexit"),
+    "panic_repanicked": ("runtime._panic", "repanicked"),
+    "moduledata_types": ("runtime.moduledata", "types"),
+    "moduledata_etypes": ("runtime.moduledata", "etypes"),
+    "type_size": (_TYPE, "<size>"),
+    "type_tflag": (_TYPE, "TFlag|tflag"),
+    "type_kind": (_TYPE, "Kind_|kind"),
+    "type_str": (_TYPE, "Str|str"),
+    "ptrtype_elem": ("internal/abi.PtrType|runtime.ptrtype", "Elem|elem"),
+    "structtype_fields": ("internal/abi.StructType|runtime.structtype", "Fields|fields"),
+    "structfield_size": (_FIELD, "<size>"),
+    "structfield_name": (_FIELD, "Name|name"),
+    "structfield_typ": (_FIELD, "Typ|typ"),
+    "structfield_offset": (_FIELD, "Offset|offset"),   # not offsetAnon (offset<<1, < 1.19)
+    "sigtab_size": ("runtime.sigTabT", "<size>"),
+    "sigtab_name": ("runtime.sigTabT", "name"),
 }
 # Array lengths of runtime variables: name -> variable.
-ARRAY_LENGTHS: dict[str, str] = {"wait_reason_count": "runtime.waitReasonStrings"}
+ARRAY_LENGTHS: dict[str, str] = {"wait_reason_count": "runtime.waitReasonStrings",
+                                 "sigtable_count": "runtime.sigtable"}
 
 
 def read_offsets(elf: ElfFile) -> dict[str, int] | None:
     if elf.section(".debug_info") is None and elf.section(".zdebug_info") is None:
         return None
     dwarf = elf._elf.get_dwarf_info()  # pyelftools, on the same mapping
-    wanted_types = {t for t, _ in FIELDS.values()}
+    wanted_types = {name for t, _ in FIELDS.values() for name in t.split("|")}
     structs: dict[str, Any] = {}
     variables: dict[str, Any] = {}
     for cu in dwarf.iter_CUs():
@@ -76,8 +109,8 @@ def read_offsets(elf: ElfFile) -> dict[str, int] | None:
     if "runtime.g" not in structs:
         return None
     out: dict[str, int] = {}
-    for key, (type_name, path) in FIELDS.items():
-        die = structs.get(type_name)
+    for key, (type_names, path) in FIELDS.items():
+        die = next((structs[t] for t in type_names.split("|") if t in structs), None)
         out[key] = -1 if die is None else _offset(die, path)
     for key, var in ARRAY_LENGTHS.items():
         out[key] = _array_length(variables[var]) if var in variables else -1
@@ -107,7 +140,8 @@ def _offset(struct_die: Any, path: str) -> int:
     die = struct_die
     member = None
     for part in path.split("."):
-        member = _members(die).get(part)
+        members = _members(die)
+        member = next((members[p] for p in part.split("|") if p in members), None)
         if member is None:
             return -1
         offset += member.attributes["DW_AT_data_member_location"].value

@@ -399,6 +399,11 @@ class GoRuntime(StackUnwinding):
             return None, None, None, False, "unavailable", False
         elif v["syscallsp"]:
             pc, sp, bp, trap, where = v["syscallpc"], v["syscallsp"], 0, False, "syscall"
+        elif status == G_RUNNING and not v["sched_sp"]:
+            # Running off its stack without having saved where it is (gogo cleared sched.sp
+            # when it resumed the goroutine; sched.pc is stale). The race detector's racecall
+            # runs ThreadSanitizer's C code on the g0 stack this way, keeping g.
+            return None, None, None, False, "unavailable", bool(thread and thread[1])
         else:
             # Parked, or running on the system stack (systemstack/mcall saved g.sched).
             pc, sp, bp, trap, where = v["sched_pc"], v["sched_sp"], v["sched_bp"], False, "sched"

@@ -5,6 +5,11 @@
 //	              them with SIGURG over and over; then it prints "spun" and exits 0
 //	panic         a goroutine panics and nobody recovers: Go prints the panic and exits 2
 //	fatal         unlocking an unlocked mutex: "fatal error: sync: unlock of unlocked mutex"
+//	deadlock      main waits on a channel nobody sends on, and no timer is pending:
+//	              "fatal error: all goroutines are asleep - deadlock!"
+//	mapwrites     several goroutines write one map in a tight loop until the runtime sees
+//	              it: "fatal error: concurrent map writes"
+//	panicwith K   main panics with a value of kind K (panics.go: error, int, nested, ...)
 //	breakpoint    prints "before", calls runtime.Breakpoint(), prints "after", exits 0
 package main
 
@@ -42,6 +47,11 @@ func unlockTwice() {
 }
 
 //go:noinline
+func mapWrite(m map[int]int, i int) {
+	m[i%8] = i // MARK:mapWrite
+}
+
+//go:noinline
 func hardcodedBreakpoint() {
 	fmt.Println("before")
 	runtime.Breakpoint() // MARK:breakpoint
@@ -49,10 +59,15 @@ func hardcodedBreakpoint() {
 }
 
 func main() {
-	time.AfterFunc(2*time.Minute, func() { os.Exit(3) })
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: goevents spin SECONDS | panic | fatal | breakpoint")
+		fmt.Fprintln(os.Stderr, "usage: goevents spin SECONDS | panic | fatal | deadlock | "+
+			"mapwrites | panicwith KIND | breakpoint")
 		os.Exit(64)
+	}
+	if os.Args[1] != "deadlock" {
+		// Any pending timer (even a stopped one, in Go 1.19) keeps the runtime from seeing a
+		// deadlock: that mode goes without the watchdog.
+		time.AfterFunc(2*time.Minute, func() { os.Exit(3) })
 	}
 	for _, start := range extraStarters {
 		start()
@@ -84,6 +99,20 @@ func main() {
 			done <- true
 		}()
 		<-done
+	case "deadlock":
+		<-make(chan bool) // MARK:deadlock
+	case "mapwrites":
+		m := map[int]int{}
+		for w := 0; w < 4; w++ {
+			go func(w int) {
+				for i := w; ; i += 4 {
+					mapWrite(m, i)
+				}
+			}(w)
+		}
+		select {}
+	case "panicwith":
+		panicValues[os.Args[2]]()
 	case "breakpoint":
 		hardcodedBreakpoint()
 	default:
