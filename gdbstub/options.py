@@ -40,6 +40,8 @@ Options:
                               must exec it; the program's first stop is after that exec
   --go-goroutines             in a Go program, show every goroutine as a thread (as
                               `monitor go threads on` does)
+  --go-symbol-file PATH       write PROG's symbol file, built from its Go tables, to PATH
+                              at start-up (as `monitor go symbol-file PATH` does)
   --version         print the version and exit
   --help            print this help and exit
 
@@ -70,6 +72,7 @@ class Options:
     show_version: bool = False
     selftest: bool = False
     go_goroutines: bool = False
+    go_symbol_file: str | None = None
 
 
 _FLAGS = {
@@ -113,6 +116,17 @@ def parse(argv: list[str]) -> Options:
                 opts.debug_timestamps, _ = parse_debug_format(arg.split("=", 1)[1])
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
+        elif arg == "--go-symbol-file" or arg.startswith("--go-symbol-file="):
+            if arg == "--go-symbol-file":
+                i += 1
+                if i == len(argv):
+                    raise UsageError("--go-symbol-file needs a PATH")
+                value = argv[i]
+            else:
+                value = arg.split("=", 1)[1]
+            if not value or value.startswith("--"):
+                raise UsageError("--go-symbol-file needs a PATH")
+            opts.go_symbol_file = value
         elif arg.startswith("--disable-packet="):
             pass
         elif arg == "--wrapper":
@@ -153,6 +167,9 @@ def parse(argv: list[str]) -> Options:
         opts.args = rest[1:]
     elif not opts.multi:
         raise UsageError("missing PROG: give a program to run, --attach PID, or --multi (see --help)")
+    if opts.go_symbol_file is not None and opts.program is None and opts.attach_pid is None:
+        raise UsageError("--go-symbol-file needs PROG or --attach PID (its symbols are written "
+                         "at start-up)")
     return opts
 
 

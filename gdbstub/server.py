@@ -51,6 +51,24 @@ def _shell() -> str:
     return os.environ.get("SHELL") or "/bin/sh"
 
 
+def _write_go_symbol_file(inferior: Inferior, path: str) -> None:
+    """--go-symbol-file: the symbol file of the program just started (symbols/gosymfile.py),
+    written before the client connects, so it can load it first (lldb must: see README)."""
+    from .symbols.gopclntab import PclntabError
+    from .symbols.gosymfile import write_symbol_file
+
+    if inferior.go is None:
+        raise LaunchError(f"--go-symbol-file: {inferior.executable} is not a Go program")
+    target = os.path.abspath(path)
+    try:
+        built = write_symbol_file(inferior.go.binary, target)
+    except OSError as exc:
+        raise LaunchError(f"--go-symbol-file: cannot write {target}: {exc.strerror or exc}") from None
+    except PclntabError as exc:
+        raise LaunchError(f"--go-symbol-file: cannot read the Go tables: {exc}") from None
+    say(f"Go symbol file written to {target} ({built.functions} functions)")
+
+
 class Server:
     """Owns the process set and the listener, serves one client at a time, and implements the
     process lifecycle its sessions use (`context.Lifecycle`)."""
@@ -83,14 +101,18 @@ class Server:
         """The process named on the command line, if any: attached to, or launched."""
         opts = self.options
         if opts.attach_pid is not None:
-            self._attach(opts.attach_pid)
+            inferior = self._attach(opts.attach_pid)
         elif opts.program is not None:
             if opts.disable_randomization:
                 _disable_randomization()
             started = launch(opts.program, opts.args, protocol_on_stdio=self.comm.kind == "stdio",
                              wrapper=opts.wrapper, shell=_shell() if opts.startup_with_shell else None)
-            self._traced(started, launched=True)
+            inferior = self._traced(started, launched=True)
             say(f"Process {opts.program} created; pid = {started.pid}")
+        else:
+            return
+        if opts.go_symbol_file is not None:
+            _write_go_symbol_file(inferior, opts.go_symbol_file)
 
     def _attach(self, pid: int) -> Inferior:
         started = attach(pid)

@@ -1,5 +1,5 @@
 """Go monitor commands: `goroutines`, `goroutine N bt`, `goroutine N select`, `info symbol ADDR`,
-`go threads on|off`, `go panic`.
+`go symbol-file PATH`, `go panic`.
 
 Formats follow Go's own traceback, which Go users already read: a goroutine line starts
 `goroutine N [state]` as in a panic dump; a backtrace has one frame per line, the function first
@@ -25,6 +25,9 @@ HELP = """\
   go panic
     At an unrecovered panic or a fatal error: the panic value or the error message and the
     goroutine, as Go prints them when it dies (`panic: ...` / `fatal error: ...`)
+  go symbol-file PATH
+    Write an ELF symbol file (functions, lines) built from .gopclntab to PATH, for a
+    stripped program: gdb `symbol-file PATH`, lldb `target symbols add PATH`
 """
 
 
@@ -130,6 +133,30 @@ def info_symbol(session, text: str) -> str:
     return found + "\n"
 
 
+def symbol_file(session, path: str) -> str:
+    """Write the symbol file (symbols/gosymfile.py) of the program to `path`. The client names
+    the path, as it names files for vFile:open: this writes one file and runs nothing."""
+    import os
+
+    from ..symbols.gopclntab import PclntabError
+    from ..symbols.gosymfile import write_symbol_file
+
+    if not path:
+        raise MonitorError("go symbol-file: give the path of the file to write")
+    go = session.go
+    if go is None:
+        raise MonitorError("go symbol-file: not a Go program (no Go runtime found in the executable)")
+    target = os.path.abspath(path)
+    try:
+        built = write_symbol_file(go.binary, target)
+    except OSError as exc:
+        raise MonitorError(f"go symbol-file: cannot write {target}: {exc.strerror or exc}") from None
+    except PclntabError as exc:
+        raise MonitorError(f"go symbol-file: cannot read the Go tables: {exc}") from None
+    return (f"Go symbol file written to {target}: {built.functions} functions, "
+            f"{built.line_rows} line rows\n")
+
+
 def go_panic(session) -> str:
     """The panic or fatal error the program is dying of (gdbstub/symbols/gopanic.py); else a
     panic still running deferred calls on a stopped thread, said to be not fatal yet."""
@@ -173,6 +200,8 @@ def run(session, words: list[str]) -> str | None:
             return goroutine_select(session, words[1])
         if len(words) == 3 and words[:2] == ["info", "symbol"]:
             return info_symbol(session, words[2])
+        if words[:2] == ["go", "symbol-file"]:
+            return symbol_file(session, " ".join(words[2:]))
         if words == ["go", "panic"]:
             return go_panic(session)
     except GoNotReady as exc:

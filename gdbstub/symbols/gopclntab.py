@@ -33,8 +33,11 @@ API:
         .line_at(pc) -> (file, line)           (file "?" and line 0 when unknown)
         .func_line(func, pc) -> (file, line)
         .frames_at(pc) -> list[SourceFrame]    (innermost first, inlined calls expanded)
+        .inline_tree(func) -> int | None       .inline_call(tree, ix) -> (callee, parent pc offset)
+        .pcdata_table(func, table) -> int      (a pctab offset, for pcvalue_runs)
         .inline_frames(func, sym_pc) -> list[SourceFrame]
         .sp_delta(func, pc) -> int             (-1 when the function has no pcsp table)
+        .pcvalue_runs(table_off, entry) -> (starts, values)  (a whole table, decoded)
         .pcdata_value(func, table, pc) -> int  .funcdata_addr(func, index) -> int | None
     Func: entry, end, name, func_id, flag, and the raw _func fields
     SourceFrame: function, file, line, func_id, inlined
@@ -226,6 +229,45 @@ class Pclntab:
             if target < pc:
                 return val
 
+    def pcvalue_runs(self, table_off: int, entry: int) -> tuple[list[int], list[int]]:
+        """A whole pcvalue table: (starts, values), where values[i] holds from starts[i] up
+        to starts[i+1]; the last start is the end of the table (of the function's code), so
+        len(starts) == len(values) + 1. Empty lists when there is no table."""
+        if table_off == 0:
+            return [], []
+        data = self._data
+        p = self._pctab + table_off
+        quantum = self.quantum
+        starts = [entry]
+        values: list[int] = []
+        val = -1
+        pc = entry
+        while True:
+            b = data[p]
+            p += 1
+            if b == 0 and values:
+                return starts, values
+            uv = b & 0x7F
+            shift = 7
+            while b & 0x80:
+                b = data[p]
+                p += 1
+                uv |= (b & 0x7F) << shift
+                shift += 7
+            val += -(uv & 1) ^ (uv >> 1)
+            b = data[p]
+            p += 1
+            pcd = b & 0x7F
+            shift = 7
+            while b & 0x80:
+                b = data[p]
+                p += 1
+                pcd |= (b & 0x7F) << shift
+                shift += 7
+            pc += pcd * quantum
+            values.append(val)
+            starts.append(pc)
+
     def sp_delta(self, func: Func, pc: int) -> int:
         return self._pcvalue(func.pcsp, func.entry, pc)
 
@@ -285,6 +327,24 @@ class Pclntab:
             _parent, func_id, _, _file, _line, name_off, parent_pc = struct.unpack(
                 "<hBBiiii", self._read_static(tree + 20 * ix, 20))
         return func_id, name_off, parent_pc
+
+    def inline_tree(self, func: Func) -> int | None:
+        """Link address of func's inline tree, or None when nothing was inlined into it."""
+        if func.nfuncdata <= FUNCDATA_INL_TREE or func.npcdata <= PCDATA_INL_TREE_INDEX:
+            return None
+        return self.funcdata_addr(func, FUNCDATA_INL_TREE)
+
+    def inline_call(self, tree: int, ix: int) -> tuple[str, int]:
+        """(callee, parent pc offset from the entry) of entry ix of an inline tree."""
+        _, name_off, parent_pc = self._inline_entry(tree, ix)
+        return self._cstring(self._funcnames + name_off), parent_pc
+
+    def pcdata_table(self, func: Func, table: int) -> int:
+        """Offset of func's pcdata table `table` in the pctab (for pcvalue_runs), 0 if none."""
+        if table >= func.npcdata:
+            return 0
+        off = self._base + func.offset + self._fixed.size + 4 * table
+        return struct.unpack_from("<I", self._data, off)[0]
 
     def inline_frames(self, func: Func, pc: int) -> list[SourceFrame]:
         """Logical frames at a symbolisation pc of func, innermost first (runtime's inlineUnwinder)."""
