@@ -61,6 +61,7 @@ from go_harness import (
     task_ids,
     timed,
 )
+from harness import gdb_batch_argv, run_gdb
 from lldb_harness import run_lldb_batch
 from packets.framing import Notification
 from mi import MiSession
@@ -759,6 +760,26 @@ def test_stepping_never_enters_the_preemption_handler(gobuild: GoBuild):
     assert not functions & {"runtime.sigtramp", "runtime.cgoSigtramp", "runtime.sighandler"}, \
         functions
     assert end.get("reason") == "exited-normally", end
+
+
+TICKS = "ticks"
+
+
+def test_dprintf_prints_once_per_call_while_the_runtime_preempts(gobuild: GoBuild):
+    """A dprintf run by the server (agent style) in a function a never-blocking goroutine
+    calls 3000 times: the runtime's SIGURGs, queued while the thread waits at the breakpoint,
+    come as the server steps it over the breakpoint. Each must wait for the thread's next
+    continue, or its handler returns to the breakpoint and the dprintf prints twice."""
+    binary = gobuild.binary(TICKS)
+    where = f"*{_stop_address(gobuild, TICKS, 'main.tick'):#x}"
+    with go_server(binary) as server:
+        run = run_gdb(gdb_batch_argv(f"target remote {server.address}", binary, [
+            "set dprintf-style agent", f'dprintf {where},"T\\n"', "continue"]), timeout=240)
+        assert "exited normally" in run.raw, run.raw[-2000:]
+        server.wait_exit(10)
+        printed = server.stdout.splitlines()
+    assert "ticks 3000" in printed, printed[-5:]
+    assert printed.count("T") == 3000
 
 
 # ---------------------------------------------------------------------------------------

@@ -242,10 +242,7 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
 
     def _run_thread(self, thread: Thread, action: Resume) -> None:
         self._set_resume_flag_if_needed(thread)
-        sig = action.signal
-        if action.kind == "continue" and not sig and thread.deferred_signal:
-            sig, thread.deferred_signal = thread.deferred_signal, 0
-        self._ptrace_resume(thread, action.kind, self._signal_for_resume(thread, sig))
+        self._ptrace_resume(thread, action.kind, self._signal_for_resume(thread, action.signal))
 
     def _signal_for_resume(self, thread: Thread, sig: int) -> int:
         """The signal to give PTRACE_CONT or PTRACE_SINGLESTEP. The kernel delivers one only

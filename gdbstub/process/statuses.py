@@ -154,7 +154,7 @@ class StatusHandling:
         if self._passes_quietly(thread, sig):
             self._resume_quietly(thread, sig)
             return
-        if sig == signal.SIGURG and self.quiet_runtime_sigurg and self._sent_by_itself(thread):
+        if self._runtime_preemption(thread, sig):
             if self._continues(thread):
                 self._resume_quietly(thread, sig)
             else:
@@ -283,6 +283,16 @@ class StatusHandling:
             return False
         return self._continues(thread)
 
+    def _runtime_preemption(self, thread: Thread, sig: int) -> bool:
+        """A Go runtime's SIGURG to one of its threads (see quiet_runtime_sigurg)."""
+        return sig == signal.SIGURG and self.quiet_runtime_sigurg and self._sent_by_itself(thread)
+
+    def _unseen_signal(self, thread: Thread, sig: int) -> bool:
+        """A signal the program gets without the client hearing of it: one the client passes
+        (whether or not the thread steps), or the Go runtime's preemption."""
+        return (sig in self.settings.pass_signals and not self._interrupt_requested) \
+            or self._runtime_preemption(thread, sig)
+
     @staticmethod
     def _continues(thread: Thread) -> bool:
         """Whether the client let the thread run free (rather than step it): only then can a
@@ -336,6 +346,8 @@ class StatusHandling:
         """PTRACE_CONT ('continue') or PTRACE_SINGLESTEP (a step or a range step) with `sig`;
         a thread that vanished meanwhile is left to its exit status."""
         thread.invalidate()
+        if kind == "continue" and not sig and thread.deferred_signal:
+            sig, thread.deferred_signal = self._signal_for_resume(thread, thread.deferred_signal), 0
         try:
             if kind == "continue" and self.settings.catch_syscalls is not None:
                 pt.syscall(thread.tid, sig)  # stops at every system call's entry and return

@@ -24,8 +24,8 @@ from .threads import Resume, Thread
 class InternalStepOver:
     """Step-over support for `Inferior` (which provides `breakpoints`, `_stepping_over`,
     `_run_after_step_over`, `_on_thread_status`, `_resume_quietly`, `_run_thread`,
-    `_signal_for_resume`, `_send_interrupts`, `_all_stopped`, `_keeping_stopped` and
-    `_stopping_all`)."""
+    `_signal_for_resume`, `_unseen_signal`, `_send_interrupts`, `_all_stopped`,
+    `_keeping_stopped` and `_stopping_all`)."""
 
     def _begin_step_over(self, thread: Thread, action: Resume) -> None:
         """Single-step the instruction under a breakpoint nobody is told of, with its original
@@ -116,6 +116,18 @@ class InternalStepOver:
             # just before an earlier trap, which the kernel kept. The byte is still out: step
             # again (one instruction; the thread stays stopped after it if it is to).
             thread.interrupt_sent = False
+            thread.invalidate()
+            pt.singlestep(thread.tid, 0)
+            return
+        if os.WIFSTOPPED(status) and status >> 16 == 0 and not thread.deferred_signal \
+                and os.WSTOPSIG(status) != signal.SIGTRAP \
+                and self._unseen_signal(thread, os.WSTOPSIG(status)):
+            # A signal the program gets unseen (Go's preemption, one the client passes) came
+            # before the instruction ran. Delivered now, its handler would return to the
+            # breakpoint, which would be hit a second time (a condition evaluated again, a
+            # dprintf printed twice, one of ours reported twice): it waits for the thread's
+            # next continue, and the byte stays out for the step (see Thread.deferred_signal).
+            thread.deferred_signal = os.WSTOPSIG(status)
             thread.invalidate()
             pt.singlestep(thread.tid, 0)
             return

@@ -62,10 +62,12 @@ class Thread:
     at_event_stop: bool = True
     # A signal sent to the thread on the client's behalf, passed on unreported when it comes.
     injected_signal: int = 0
-    # Go's runtime asked this thread to preempt its goroutine (SIGURG) while the client
-    # stepped it: delivered at its next continue. Delivered during the step, the step would
-    # end in the signal handler; dropped, the runtime would never ask this thread again (it
-    # sends one only when none is pending, m.signalPending).
+    # A signal the program gets unseen that came while the thread stepped: Go's preemption
+    # (SIGURG) during a client's step, or either kind during a step over one of our own
+    # breakpoints. Delivered at its next continue: delivered during the step, the step would
+    # end in the handler, or the handler return to the breakpoint and hit it twice; dropped,
+    # Go's runtime would never ask this thread again (it sends one only when none is
+    # pending, m.signalPending).
     deferred_signal: int = 0
     # The last ptrace resume was a single step (PTRACE_SINGLESTEP), not PTRACE_CONT.
     single_stepped: bool = False
