@@ -109,6 +109,15 @@ def nm(minor: str, binary: Path) -> dict[str, NmSymbol]:
     return out
 
 
+def entry_address(build: GoBuild, program: str, name: str) -> int:
+    """A function's entry, read from the DWARF twin (valid in the stripped build too)."""
+    return nm(build.minor, build.twin(program))[name].addr
+
+
+# A thread line of lldb's `thread list`: selected mark, tid, the rest (name, stop reason).
+LLDB_THREAD = re.compile(r"^([* ]) thread #\d+: tid = (\d+), (.*)$", re.M)
+
+
 def addr2line(minor: str, binary: Path, addrs: Sequence[int]) -> list[tuple[str, str, int]]:
     """(function, file, line) of each address, from `go tool addr2line` (line 0 if unknown)."""
     out = go_tool(minor, "addr2line", str(binary),

@@ -18,7 +18,8 @@ cache:
   what Go then prints (the message, every kind of panic value, the goroutine header), and
   continuing ends the program as without a debugger; runtime.Breakpoint() stops with
   SIGTRAP and continuing finishes the program.
-- waiters with 10,000 extra goroutines: `monitor goroutines` is timed on the wire.
+- waiters with 10,000 extra goroutines: `monitor goroutines` lists every one the dump has
+  (its time is printed; bench/go_threads_bench.py measures the thread lists).
 - lldb: `thread list` names goroutine threads, `process plugin packet monitor goroutines`.
 """
 
@@ -38,8 +39,10 @@ from go_harness import (
     Backtrace,
     DumpGoroutine,
     GoBuild,
+    LLDB_THREAD,
     Listed,
     addr2line,
+    entry_address,
     go_server,
     has_symbols,
     line_of,
@@ -90,11 +93,6 @@ SYMBOL_SAMPLES = 40
 @pytest.fixture(scope="module", params=BUILDS, ids=[b.id for b in BUILDS])
 def gobuild(request) -> GoBuild:
     return request.param
-
-
-def _stop_address(gobuild: GoBuild, program: str, name: str) -> int:
-    """A function's entry, read from the DWARF twin (valid in the stripped build too)."""
-    return nm(gobuild.minor, gobuild.twin(program))[name].addr
 
 
 def _user_goroutine(start: str) -> bool:
@@ -177,7 +175,7 @@ def waiters_stop(gobuild: GoBuild, tmp_path_factory) -> WaitersStop:
         assert server.inferior_pid is not None
         mi_connect(mi, binary, server)
         if gobuild.stripped:
-            mi.command(f"-break-insert *{_stop_address(gobuild, WAITERS, 'main.stopHere'):#x}")
+            mi.command(f"-break-insert *{entry_address(gobuild, WAITERS, 'main.stopHere'):#x}")
         else:
             mi.command("-break-insert main.stopHere")
         mi.command("-exec-continue", expect="running")
@@ -354,14 +352,11 @@ def test_goroutine_select_says_how_to_see_a_goroutine(waiters_stop: WaitersStop)
 # ---------------------------------------------------------------------------------------
 # The same stop, looked at from lldb
 
-_LLDB_THREAD = re.compile(r"^([* ]) thread #\d+: tid = (\d+), (.*)$", re.M)
-
-
 @needs_lldb
 def test_lldb_thread_list_names_goroutine_threads(gobuild: GoBuild, tmp_path):
     binary = gobuild.binary(WAITERS)
     dump_path = tmp_path / "dump.txt"
-    stop_here = _stop_address(gobuild, WAITERS, "main.stopHere")
+    stop_here = entry_address(gobuild, WAITERS, "main.stopHere")
     with go_server(binary, env={"GOAWARE_DUMP": str(dump_path)}) as server:
         run = run_lldb_batch(server, binary, [
             f"breakpoint set -a {stop_here:#x}", "c", "thread list",
@@ -371,7 +366,7 @@ def test_lldb_thread_list_names_goroutine_threads(gobuild: GoBuild, tmp_path):
     threads_text = raw.split("(lldb) thread list\n", 1)[1].split("(lldb) ", 1)[0]
     names: dict[int, str] = {}
     stopped = []
-    for match in _LLDB_THREAD.finditer(threads_text):
+    for match in LLDB_THREAD.finditer(threads_text):
         tid = int(match.group(2))
         name = re.search(r", name = '([^']*)'", match.group(3))
         names[tid] = name.group(1) if name else ""
@@ -742,7 +737,7 @@ def test_stepping_never_enters_the_preemption_handler(gobuild: GoBuild):
     instruction (runtime.sigtramp); dropped, the runtime would never preempt that thread again
     and the program could hang at its next stop-the-world: it must run to its end."""
     binary = gobuild.binary(HOPPERS)
-    hop = _stop_address(gobuild, HOPPERS, "main.hop")
+    hop = entry_address(gobuild, HOPPERS, "main.hop")
     with go_server(binary) as server, MiSession() as mi:
         mi_connect(mi, binary, server)
         mi.command(f"-break-insert *{hop:#x}")
@@ -771,7 +766,7 @@ def test_dprintf_prints_once_per_call_while_the_runtime_preempts(gobuild: GoBuil
     come as the server steps it over the breakpoint. Each must wait for the thread's next
     continue, or its handler returns to the breakpoint and the dprintf prints twice."""
     binary = gobuild.binary(TICKS)
-    where = f"*{_stop_address(gobuild, TICKS, 'main.tick'):#x}"
+    where = f"*{entry_address(gobuild, TICKS, 'main.tick'):#x}"
     with go_server(binary) as server:
         run = run_gdb(gdb_batch_argv(f"target remote {server.address}", binary, [
             "set dprintf-style agent", f'dprintf {where},"T\\n"', "continue"]), timeout=240)
@@ -788,10 +783,10 @@ def test_dprintf_prints_once_per_call_while_the_runtime_preempts(gobuild: GoBuil
 MANY = 10_000
 
 
-def test_ten_thousand_goroutines_listed_quickly(gobuild: GoBuild, tmp_path):
+def test_ten_thousand_goroutines_are_all_listed(gobuild: GoBuild, tmp_path):
     binary = gobuild.binary(WAITERS)
     dump_path = tmp_path / "dump.txt"
-    stop_here = _stop_address(gobuild, WAITERS, "main.stopHere")
+    stop_here = entry_address(gobuild, WAITERS, "main.stopHere")
     env = {"GOAWARE_DUMP": str(dump_path), "GOAWARE_MANY": str(MANY)}
     with go_server(binary, env=env) as server:
         client = rsp_client(server.address, timeout=120)
@@ -819,7 +814,6 @@ def test_ten_thousand_goroutines_listed_quickly(gobuild: GoBuild, tmp_path):
     parked = [g for g in listed.values() if g.location.startswith("main.parked ")]
     assert len(parked) == MANY
     assert again == output
-    assert first < 2.0  # the target is 0.5 s; the figure is printed above
 
 
 # ---------------------------------------------------------------------------------------
@@ -832,7 +826,7 @@ def test_non_stop_goroutines_are_read_from_a_stopped_program(gobuild: GoBuild, t
     # stopped (vCont;t), it is the program's own (its dump at main.stopHere is the truth).
     binary = gobuild.binary(WAITERS)
     dump_path = tmp_path / "dump.txt"
-    stop_here = _stop_address(gobuild, WAITERS, "main.stopHere")
+    stop_here = entry_address(gobuild, WAITERS, "main.stopHere")
     with go_server(binary, env={"GOAWARE_DUMP": str(dump_path)}) as server:
         client = rsp_client(server.address)
         try:
@@ -864,7 +858,7 @@ def test_a_program_that_execs_a_go_program_gets_its_goroutines(gobuild: GoBuild,
     # after the exec (no Go runtime before it, the Go program's after it).
     binary = gobuild.binary(WAITERS)
     dump_path = tmp_path / "dump.txt"
-    stop_here = _stop_address(gobuild, WAITERS, "main.stopHere")
+    stop_here = entry_address(gobuild, WAITERS, "main.stopHere")
     with go_server(Path("/bin/sh"), ["-c", f"exec {binary}"], env={"GOAWARE_DUMP": str(dump_path)}) as server:
         client = rsp_client(server.address)
         try:

@@ -27,14 +27,15 @@ import pytest
 from go_harness import (
     BUILDS,
     GoBuild,
+    LLDB_THREAD,
     addr2line,
+    entry_address,
     go_server,
     line_of,
     lwp_of,
     mi_connect,
     mi_stream,
     mi_threads,
-    nm,
     parse_dump,
     parse_goroutines,
     rsp_client,
@@ -60,11 +61,6 @@ WAITERS_MAIN = str(Path(__file__).resolve().parent.parent / "tests" / "goprogram
 @pytest.fixture(scope="module", params=BUILDS, ids=[b.id for b in BUILDS])
 def gobuild(request) -> GoBuild:
     return request.param
-
-
-def _entry(gobuild: GoBuild, program: str, name: str) -> int:
-    """A function's entry, read from the DWARF twin (valid in the stripped build too)."""
-    return nm(gobuild.minor, gobuild.twin(program))[name].addr
 
 
 def _value(printed: str) -> int:
@@ -129,7 +125,7 @@ def stop(gobuild: GoBuild, tmp_path_factory) -> Stop:
     with go_server(binary, env={"GOAWARE_DUMP": str(dump_path)}, options=GO_THREADS) as server, \
             MiSession() as mi:
         mi_connect(mi, binary, server)
-        mi.command(f"-break-insert *{_entry(gobuild, WAITERS, 'main.stopHere'):#x}")
+        mi.command(f"-break-insert *{entry_address(gobuild, WAITERS, 'main.stopHere'):#x}")
         mi.command("-exec-continue", expect="running")
         stopped = mi.wait_stopped(timeout=120)
         assert stopped.get("reason") == "breakpoint-hit", stopped
@@ -291,22 +287,19 @@ def test_go_threads_on_at_the_next_stop():
 # lldb
 
 
-_LLDB_THREAD = re.compile(r"^([* ]) thread #\d+: tid = (\d+), (.*)$", re.M)
-
-
 @pytest.mark.skipif(shutil.which("lldb") is None, reason="lldb is not installed (make setup)")
 def test_lldb_lists_goroutines_as_threads(gobuild: GoBuild, tmp_path):
     binary = gobuild.binary(WAITERS)
     dump_path = tmp_path / "dump.txt"
-    stop_here = _entry(gobuild, WAITERS, "main.stopHere")
+    stop_here = entry_address(gobuild, WAITERS, "main.stopHere")
     with go_server(binary, env={"GOAWARE_DUMP": str(dump_path)}, options=GO_THREADS) as server:
         run = run_lldb_batch(server, binary, [
             f"breakpoint set -a {stop_here:#x}", "c", "thread list", "kill"], timeout=120)
     assert not run.timed_out, run.raw
     raw = run.raw.replace("\r\n", "\n")
     listing = raw.split("(lldb) thread list\n", 1)[1].split("(lldb) ", 1)[0]
-    names = {int(m.group(2)): m.group(3) for m in _LLDB_THREAD.finditer(listing)}
-    stopped = [int(m.group(2)) for m in _LLDB_THREAD.finditer(listing) if m.group(1) == "*"]
+    names = {int(m.group(2)): m.group(3) for m in LLDB_THREAD.finditer(listing)}
+    stopped = [int(m.group(2)) for m in LLDB_THREAD.finditer(listing) if m.group(1) == "*"]
     assert stopped == [BASE + 1], listing
     dump = parse_dump(dump_path.read_text())
     for d in dump:
@@ -325,7 +318,7 @@ def test_ten_thousand_goroutine_threads_are_all_listed(tmp_path):
     build = BUILDS[-3]   # one build is enough: the paging is the server's, not Go's
     binary = build.binary(WAITERS)
     dump_path = tmp_path / "dump.txt"
-    stop_here = _entry(build, WAITERS, "main.stopHere")
+    stop_here = entry_address(build, WAITERS, "main.stopHere")
     env = {"GOAWARE_DUMP": str(dump_path), "GOAWARE_MANY": str(MANY)}
     with go_server(binary, env=env, options=GO_THREADS) as server:
         client = rsp_client(server.address, timeout=120)

@@ -75,7 +75,6 @@ class Frozen:
     threads: list[ThreadState]
     goroutines: dict[int, Goroutine]
     dump: list[DumpGoroutine]
-    list_seconds: float
 
 
 def _auxv_entry(pid: int) -> int:
@@ -91,12 +90,10 @@ def _freeze(process: FrozenGoProcess, binary: GoBinary, bias: int):
         process.freeze()
         threads = process.thread_states()
         runtime = GoRuntime(binary, process.read_memory, load_bias=bias)
-        start = time.perf_counter()
         listed = runtime.goroutines(threads)
-        elapsed = time.perf_counter() - start
         main = next(g for g in listed if g.goid == 1)
         if main.status != G_RUNNING and main.wait_reason == "chan receive":
-            return runtime, threads, listed, elapsed
+            return runtime, threads, listed
         process.thaw()
     raise AssertionError("main never parked in stopHere")
 
@@ -115,9 +112,9 @@ def frozen(request, tmp_path_factory):
             parse_proc_maps(Path(f"/proc/{process.pid}/maps").read_text()))
         assert bias == binary.elf.load_bias_from_entry(_auxv_entry(process.pid))
         assert (bias != 0) == pie
-        runtime, threads, listed, elapsed = _freeze(process, binary, bias)
+        runtime, threads, listed = _freeze(process, binary, bias)
         yield Frozen(minor, cgo, stripped, pie, race, bias, process, binary, runtime, threads,
-                     {g.goid: g for g in listed}, parse_dump(process.dump()), elapsed)
+                     {g.goid: g for g in listed}, parse_dump(process.dump()))
     finally:
         process.close()
 
@@ -189,6 +186,9 @@ def test_main_goroutine_parked_in_stopHere(frozen):
                                                                   rt.wrapper_func_id)
 
 
+ASYNC_PREEMPTION = frozenset({"runtime.asyncPreempt", "runtime.asyncPreempt2"})
+
+
 def test_spinning_goroutine_is_found_from_its_thread(frozen):
     f, rt = frozen, frozen.runtime
     spinner = next(g for g in f.goroutines.values() if g.start_function == "main.spin")
@@ -209,7 +209,10 @@ def test_spinning_goroutine_is_found_from_its_thread(frozen):
             # the twin's ELF symbol table.
             where = subprocess.run(["addr2line", "-f", "-e", str(twin), f"{regs.pc - f.bias:#x}"],
                                    capture_output=True, text=True, check=True).stdout.split()[0]
-        assert where == "racecall" or where.startswith("__"), where
+        # A signal (the runtime's preemption) may have come meanwhile: the thread is then in
+        # the handler, on the signal stack.
+        assert where in ("racecall", "runtime.cgoSigtramp", "runtime.sigtramp") \
+            or where.startswith("__"), where
         return
     frames = rt.backtrace(spinner)
     if f.race and frames and frames[0].function in RACE_CALLS \
@@ -230,7 +233,9 @@ def test_spinning_goroutine_is_found_from_its_thread(frozen):
     # still on the goroutine's stack, called from main.spin.
     inner = frames[:frames.index(top)]
     assert not any(tb.is_user_function(fr.function) for fr in inner), inner
-    assert not inner or f.race, inner
+    # Else only the runtime's asynchronous preemption, which the signal handler injects into
+    # the goroutine (runtime.asyncPreempt, then asyncPreempt2 as it parks).
+    assert f.race or all(fr.function in ASYNC_PREEMPTION for fr in inner), inner
     if spinner.status == G_RUNNING and spinner.location == "registers":
         regs = next(t for t in f.threads if t.tid == spinner.thread_id)
         assert (spinner.pc, spinner.sp, frames[0].pc) == (regs.pc, regs.sp, regs.pc)
@@ -322,8 +327,3 @@ def test_running_goroutine_interrupted_by_a_signal(minor, cgo, stripped, tmp_pat
                                  runtime.wrapper_func_id)[0].function == "main.spin"
     finally:
         process.close()
-
-
-def test_listing_cost(frozen):
-    print(f"\n{len(frozen.goroutines)} goroutines listed in {frozen.list_seconds * 1000:.2f} ms")
-    assert frozen.list_seconds < 0.5
