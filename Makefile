@@ -87,6 +87,7 @@ bench: setup
 	$(VPY) bench/running_latency.py
 	$(VPY) bench/pause_latency.py
 	$(VPY) bench/conditions_bench.py
+	$(VPY) bench/go_threads_bench.py
 
 soak: setup
 	$(VPY) bench/soak.py
