@@ -234,17 +234,23 @@ def test_next_stays_on_the_goroutine(build: GoBuild):
         for _ in range(12):
             mi.command("-exec-next", expect="running")
             stopped = mi.wait_stopped(timeout=120)
-            steps.append((stopped.get("reason"), stopped["thread-id"],
-                          stopped["frame"].get("func"), _printed(mi_stream(mi, "p id")),
-                          parse_goroutines(mi_stream(mi, "monitor goroutines"))))
+            try:
+                printed = _printed(mi_stream(mi, "p id"))
+            except MiError as exc:
+                printed = f"error: {exc}"
+            steps.append((stopped.get("reason"), stopped.get("thread-id"), stopped.get("frame", {}),
+                          printed, parse_goroutines(mi_stream(mi, "monitor goroutines")),
+                          {k: v for k, v in stopped.items() if k != "frame"}))
         mi_stream(mi, "kill")
     thread_id = first["thread-id"]
     assert re.fullmatch(r"[0-3]", worker_id), worker_id
     kernel_threads = set()
-    for reason, tid, func, printed_id, listed in steps:
-        assert (reason, tid) == ("end-stepping-range", thread_id), steps
-        assert func in ("main.hop", "main.worker"), func
-        assert printed_id == worker_id, (printed_id, worker_id)
+    where = [(step[5], step[2].get("func"), step[3]) for step in steps]
+    print("\n".join(map(str, where)))
+    for reason, tid, frame, printed_id, listed, _ in steps:
+        assert (reason, tid) == ("end-stepping-range", thread_id), where
+        assert frame.get("func") in ("main.hop", "main.worker"), where
+        assert printed_id == worker_id, where
         running = [g for g in listed.values() if g.state == "running" and g.tid is not None
                    and g.location.split(" ")[0] in ("main.hop", "main.worker")]
         kernel_threads.update(g.tid for g in running)
