@@ -610,12 +610,21 @@ def test_deadlock_stops_before_the_exit(gobuild: GoBuild):
         thread = next(t for t in mi_threads(mi) if t["id"] == stop["thread-id"])
         assert not re.match(r"g\d+ ", thread.get("name", "")), thread
         said = mi_stream(mi, "monitor go panic")
-        assert said == expected, (said, plain.stderr)
-        mi.command("-exec-continue", expect="running")
-        end = mi.wait_stopped(timeout=60)
+        # checkdead unlocks the scheduler before it calls fatal: a second thread going idle
+        # can find the deadlock too and reach fatal while the first is held at its entry.
+        # Each prints its message (Go too, when the first has not exited by then).
+        repeats = said.count(DEADLOCK + "\n")
+        assert repeats >= 1 and said == (DEADLOCK + "\n") * repeats + expected[len(DEADLOCK) + 1:], \
+            (said, plain.stderr)
+        for _ in range(4):
+            mi.command("-exec-continue", expect="running")
+            end = mi.wait_stopped(timeout=60)
+            if end.get("reason") != "signal-received" or repeats == 1:
+                break
         assert (end.get("reason"), end.get("exit-code")) == ("exited", "02"), end
         server.wait_exit(10.0)
-    assert server.stderr[server.stderr.index(DEADLOCK):].startswith(said), server.stderr
+    if repeats == 1:
+        assert server.stderr[server.stderr.index(DEADLOCK):].startswith(said), server.stderr
 
 
 # `goevents panicwith KIND` (tests/goprograms/goevents/panics.go): each way Go prints a panic
