@@ -1,4 +1,4 @@
-"""gdbstub/symbols/gopanic.py's printing of floats against the Go runtime's own print.
+"""gdbstub/symbols/govalues.py's printing of floats against the Go runtime's own print.
 
 tests/goprograms/floats prints a list of floats with println (runtime.printfloat up to Go
 1.25, strconv's shortest form from 1.26 on): each float64, its float32, and complex128 and
@@ -17,7 +17,8 @@ import pytest
 
 from gotoolchains import RELEASES, build
 from gdbstub.symbols.gobinary import GoBinary
-from gdbstub.symbols.gopanic import PanicReader, _f32, format_float, format_float_shortest
+from gdbstub.symbols.gopanic import PanicReader
+from gdbstub.symbols.govalues import _f32, format_float, format_float_shortest
 from gdbstub.symbols.goruntime import GoRuntime
 
 
