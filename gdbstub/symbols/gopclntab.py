@@ -196,38 +196,10 @@ class Pclntab:
         return value
 
     def _decode_pcvalue(self, table_off: int, entry: int, target: int) -> int:
-        data = self._data
-        p = self._pctab + table_off
-        quantum = self.quantum
-        val = -1
-        pc = entry
-        first = True
-        while True:
-            b = data[p]
-            p += 1
-            if b == 0 and not first:
-                return -1
-            uv = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = data[p]
-                p += 1
-                uv |= (b & 0x7F) << shift
-                shift += 7
-            val += -(uv & 1) ^ (uv >> 1)
-            b = data[p]
-            p += 1
-            pcd = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = data[p]
-                p += 1
-                pcd |= (b & 0x7F) << shift
-                shift += 7
-            pc += pcd * quantum
-            first = pc == entry
-            if target < pc:
-                return val
+        for value, end in self._pcvalue_steps(table_off, entry):
+            if target < end:
+                return value
+        return -1
 
     def pcvalue_runs(self, table_off: int, entry: int) -> tuple[list[int], list[int]]:
         """A whole pcvalue table: (starts, values), where values[i] holds from starts[i] up
@@ -235,18 +207,26 @@ class Pclntab:
         len(starts) == len(values) + 1. Empty lists when there is no table."""
         if table_off == 0:
             return [], []
+        starts, values = [entry], []
+        for value, end in self._pcvalue_steps(table_off, entry):
+            values.append(value)
+            starts.append(end)
+        return starts, values
+
+    def _pcvalue_steps(self, table_off: int, entry: int):
+        """Yield (value, end pc) for each run of a pcvalue table, as runtime.step decodes it:
+        a zigzag varint value delta, then a varint pc delta in quanta; a 0 byte ends the
+        table once the pc has moved past the entry."""
         data = self._data
         p = self._pctab + table_off
         quantum = self.quantum
-        starts = [entry]
-        values: list[int] = []
         val = -1
         pc = entry
         while True:
             b = data[p]
             p += 1
-            if b == 0 and values:
-                return starts, values
+            if b == 0 and pc != entry:
+                return
             uv = b & 0x7F
             shift = 7
             while b & 0x80:
@@ -265,8 +245,7 @@ class Pclntab:
                 pcd |= (b & 0x7F) << shift
                 shift += 7
             pc += pcd * quantum
-            values.append(val)
-            starts.append(pc)
+            yield val, pc
 
     def sp_delta(self, func: Func, pc: int) -> int:
         return self._pcvalue(func.pcsp, func.entry, pc)
