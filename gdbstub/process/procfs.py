@@ -25,21 +25,48 @@ def thread_name(pid: int, tid: int) -> str | None:
         return None
 
 
-def thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
-    """The thread's name (as in comm) and the CPU it last ran on, from one read of its stat.
+# Open /proc/PID/task/TID/stat files, re-read from offset 0 (the kernel regenerates the text on
+# each read): a stop reply's `core:` then costs one pread, not an open, a read and a close.
+_STAT_FDS: dict[tuple[int, int], int] = {}
+_STAT_FDS_MAX = 256
 
-    Plain os.open/os.read: thread lists read this for every thread at every stop, and the
-    buffered file object costs more than the system calls."""
+
+def _read_stat(pid: int, tid: int) -> bytes | None:
+    key = (pid, tid)
+    fd = _STAT_FDS.get(key)
+    if fd is not None:
+        try:
+            data = os.pread(fd, 1024, 0)
+            if data:
+                return data
+        except OSError:
+            pass
+        # The thread is gone; its tid may be a new thread's by now, so look again by name.
+        del _STAT_FDS[key]
+        os.close(fd)
     try:
-        fd = os.open(f"/proc/{pid}/task/{tid}/stat", os.O_RDONLY)
+        fd = os.open(f"/proc/{pid}/task/{tid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return None, None
+        return None
     try:
         data = os.read(fd, 1024)
     except OSError:
-        return None, None
-    finally:
         os.close(fd)
+        return None
+    if len(_STAT_FDS) >= _STAT_FDS_MAX:
+        os.close(_STAT_FDS.pop(next(iter(_STAT_FDS))))  # the oldest goes
+    _STAT_FDS[key] = fd
+    return data
+
+
+def thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
+    """The thread's name (as in comm) and the CPU it last ran on, from one read of its stat.
+
+    Plain os calls on a kept descriptor: thread lists read this for every thread at every
+    stop, and the buffered file object costs more than the system calls."""
+    data = _read_stat(pid, tid)
+    if data is None:
+        return None, None
     close = data.rfind(b")")
     name = data[data.find(b"(") + 1:close].decode(errors="replace")
     fields = data[close + 2:].split()
