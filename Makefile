@@ -88,6 +88,7 @@ bench: setup
 	$(VPY) bench/pause_latency.py
 	$(VPY) bench/conditions_bench.py
 	$(VPY) bench/go_threads_bench.py
+	$(VPY) bench/gdb_session_bench.py
 
 soak: setup
 	$(VPY) bench/soak.py
