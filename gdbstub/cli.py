@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import sys
 
-import trio
-
 from . import logs
 from .options import USAGE, UsageError, parse, version_text
-from .process import LaunchError, resolve_program
-from .transport import CommError, parse_comm
 
 
 def _fail(message: str) -> int:
@@ -33,6 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     if opts.selftest:
         sys.stdout.write("Selftests have been disabled for this build.\n")
         return 0
+    # Imported only now: --help and --version answer in the time Python starts (tools probe
+    # them), not after trio and the protocol tables have loaded (a quarter of a second).
+    import trio
+
+    from .process import LaunchError, resolve_program
+    from .transport import CommError, parse_comm
+
     try:
         comm = parse_comm(opts.comm)
     except CommError as exc:
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(exc))
     logs.configure(opts.debug, opts.remote_debug, opts.debug_file, opts.debug_timestamps)
 
-    from .server import Server  # imported late: --help must not pay for trio's start-up
+    from .server import Server
 
     server = Server(opts, comm)
     try:
