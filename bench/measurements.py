@@ -14,16 +14,13 @@ from dataclasses import dataclass
 
 import servers  # first: it puts the repository root on sys.path, for tests.rsp_client
 from target_program import TargetProgram, expected_contents
+from packets import framing
 from tests.rsp_client import Client, ProtocolError, StopReply, parse_stop_reply
 
 RSP = 7  # register numbers in gdb's amd64 numbering
 RIP = 0x10
 GDBSERVER_PACKET_SIZE = 0x47FF
 MIB = 1 << 20
-# Every '}' in an escaped payload leads an escape, and no escaped byte is '}', so four replace
-# passes undo the escaping exactly: a third faster than a regex with a per-match callback, and
-# the client's share of an x read's time is not the server's.
-_UNESCAPES = ((b"}\x03", b"#"), (b"}\x04", b"$"), (b"}\n", b"*"), (b"}]", b"}"))
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "bulk_m_max_packet": ("MB/s", "higher"),
     "bulk_m_0x47ff_packet": ("MB/s", "higher"),
     "bulk_x_max_packet": ("MB/s", "higher"),
+    "bulk_X_write": ("MB/s", "higher"),
     "single_steps": ("steps/s", "higher"),
     "breakpoint_hits": ("hits/s", "higher"),
 }
@@ -59,6 +57,7 @@ DESCRIPTIONS = {
     "bulk_m_max_packet": "m read, largest packets",
     "bulk_m_0x47ff_packet": "m read, 0x47ff-size packets",
     "bulk_x_max_packet": "x read (binary-upload)",
+    "bulk_X_write": "X write, largest packets",
     "single_steps": "vCont;s steps",
     "breakpoint_hits": "bp hit + z0/s/Z0 step-over",
 }
@@ -93,6 +92,7 @@ def measure_session(spec: servers.ServerSpec, target: TargetProgram, sizes: Size
             values["p10_round_trips"] = round_trips(client, b"p10", n)
             values["g_round_trips"] = round_trips(client, b"g", n)
             bulk_reads(client, target, sizes, values, details)
+            values["bulk_X_write"] = bulk_write(client, target, sizes, int(details["packet_size"]))
             run_control(client, target, stop.thread, sizes, values)
 
             thread = stop.thread
@@ -185,7 +185,11 @@ def read_u64(client: Client, addr: int) -> int:
 
 def bulk_read(client: Client, addr: int, size: int, chunk: int, binary: bool) -> tuple[float, int]:
     """MB/s (10^6 bytes) reading ``size`` bytes with requests of ``chunk`` bytes, and the largest
-    number of bytes one reply carried (servers may return less than asked). Checks every byte."""
+    number of bytes one reply carried (servers may return less than asked). Checks every byte.
+
+    An x reply is checked as it came, against the expected bytes escaped: undoing the escapes
+    in Python would cost the client more than the server spends (gdb does it in C). Servers
+    escape only the four bytes that must be, so each '}' is one escape."""
     command = b"x%x,%x" if binary else b"m%x,%x"
     unhexlify = binascii.unhexlify
     request = client.request
@@ -197,26 +201,94 @@ def bulk_read(client: Client, addr: int, size: int, chunk: int, binary: bool) ->
         if binary:
             if reply[:1] != b"b":
                 raise ProtocolError(f"x at {pos:#x} answered {reply[:80]!r}")
-            data = _unescape(reply[1:])
+            data = reply[1:]
+            length = len(data) - data.count(b"}")
         else:
             if len(reply) % 2:
                 raise ProtocolError(f"m at {pos:#x} answered {reply[:80]!r}")
             data = unhexlify(reply)
+            length = len(data)
+        if not length:
+            raise ProtocolError(f"empty read at {pos:#x}")
+        parts.append(data)
+        pos += length
+    elapsed = time.perf_counter() - start
+    _check_contents(parts, size, binary)
+    largest = max(len(p) - p.count(b"}") for p in parts) if binary else max(map(len, parts))
+    return size / elapsed / 1e6, largest
+
+
+def _check_contents(parts: list[bytes], size: int, binary: bool) -> None:
+    expected = expected_contents(0, size)
+    if not binary:
+        if b"".join(parts) != expected:
+            raise ProtocolError("m read returned wrong memory contents")
+        return
+    offset = 0
+    for part in parts:
+        length = len(part) - part.count(b"}")
+        if part != framing.escape_binary(expected[offset:offset + length]):
+            raise ProtocolError(f"x read returned wrong memory contents at offset {offset:#x}")
+        offset += length
+    if offset != size:
+        raise ProtocolError(f"x read returned {offset:#x} bytes, expected {size:#x}")
+
+
+def bulk_write(client: Client, target: TargetProgram, sizes: Sizes, packet_size: int) -> float:
+    """MB/s writing the buffer with X packets as large as the server takes, the bytes of each
+    packet escaped as gdb escapes them. The new contents (every byte inverted) are read back
+    and checked, then the original contents are written back the same way (not timed)."""
+    buffer = read_u64(client, target.symbols["bench_buffer"])
+    size = sizes.mib * MIB
+    original = expected_contents(0, size)
+    inverted = original.translate(_INVERT)
+    packets = _x_packets(buffer, inverted, packet_size)
+    request_ok = client.request_ok
+    start = time.perf_counter()
+    for packet in packets:
+        request_ok(packet)
+    elapsed = time.perf_counter() - start
+    if _read_back(client, buffer, size, packet_size) != inverted:
+        raise ProtocolError("X wrote other bytes than were sent (read back with m)")
+    for packet in _x_packets(buffer, original, packet_size):
+        request_ok(packet)
+    return size / elapsed / 1e6
+
+
+_INVERT = bytes(255 - i for i in range(256))
+
+
+def _x_packets(addr: int, data: bytes, packet_size: int) -> list[bytes]:
+    """`X` packets writing `data` at `addr`, each escaped payload within `packet_size`."""
+    packets = []
+    pos = 0
+    while pos < len(data):
+        header = b"X%x,%x:" % (addr + pos, 0)
+        count = min(packet_size - len(header) - 8, len(data) - pos)
+        while True:
+            body = framing.escape_binary(data[pos:pos + count])
+            header = b"X%x,%x:" % (addr + pos, count)
+            excess = len(header) + len(body) - (packet_size - 32)
+            if excess <= 0:
+                break
+            count -= excess
+        packets.append(header + body)
+        pos += count
+    return packets
+
+
+def _read_back(client: Client, addr: int, size: int, packet_size: int) -> bytes:
+    """`size` bytes at `addr`, read with m (a reply may carry fewer bytes than asked)."""
+    parts = []
+    chunk = (packet_size - 1) // 2
+    pos, end = addr, addr + size
+    while pos < end:
+        data = binascii.unhexlify(client.request(b"m%x,%x" % (pos, min(chunk, end - pos))))
         if not data:
             raise ProtocolError(f"empty read at {pos:#x}")
         parts.append(data)
         pos += len(data)
-    elapsed = time.perf_counter() - start
-    if b"".join(parts) != expected_contents(0, size):
-        raise ProtocolError(f"{'x' if binary else 'm'} read returned wrong memory contents")
-    return size / elapsed / 1e6, max(map(len, parts))
-
-
-def _unescape(data: bytes) -> bytes:
-    if b"}" in data:
-        for escaped, byte in _UNESCAPES:
-            data = data.replace(escaped, byte)
-    return data
+    return b"".join(parts)
 
 
 def single_steps(client: Client, thread: bytes, count: int) -> float:
