@@ -290,6 +290,23 @@ def test_escape_round_trip(data: bytes) -> None:
     assert len(escaped) == len(data) + sum(data.count(bytes((c,))) for c in b"#$}*")
 
 
+@given(data=st.binary(max_size=300), escape_mask=st.binary(max_size=300))
+def test_unescape_any_escaped_byte(data: bytes, escape_mask: bytes) -> None:
+    # The protocol lets a sender escape any byte, not only the four that must be: the bytes
+    # picked by the mask are sent escaped whatever they are (']' becomes '}}').
+    wire = b"".join(
+        bytes((0x7D, byte ^ 0x20)) if byte in b"#$}*" or (i < len(escape_mask) and escape_mask[i] & 1)
+        else bytes((byte,))
+        for i, byte in enumerate(data))
+    assert unescape_binary(wire) == data
+
+
+def test_unescape_known_escapes() -> None:
+    assert unescape_binary(b"a}}b") == b"a]b"
+    assert unescape_binary(b"}\x03}\x04}]}\x0a") == b"#$}*"
+    assert unescape_binary(b"x}ay") == b"xAy"
+
+
 def test_unescape_real_lldb_json() -> None:
     # jThreadsInfo reply from lldb-server: '}' is sent as '}]'.
     wire = b'[{"signal":19,"tid":7121}]]'
