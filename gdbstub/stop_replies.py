@@ -115,7 +115,7 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
     pairs.append((b"thread", session.format_thread(client_tid, event.pid or None)))
     if thread is not None:
         # The CPU the thread last ran on, as gdbserver sends it (MI's *stopped shows it).
-        _, core = procfs.thread_name_and_core(inferior.pid, event.tid)
+        _, core = procfs.thread_name_and_core(inferior.pid, event.tid, keep_open=True)
         if core is not None:
             pairs.append((b"core", b"%x" % core))
     return replies.stop_reply(session.profile.signal_to_client(event_signal(session, event)), pairs)

@@ -25,13 +25,15 @@ def thread_name(pid: int, tid: int) -> str | None:
         return None
 
 
-# Open /proc/PID/task/TID/stat files, re-read from offset 0 (the kernel regenerates the text on
-# each read): a stop reply's `core:` then costs one pread, not an open, a read and a close.
+# Open /proc/PID/task/TID/stat files of the threads stop replies name, re-read from offset 0
+# (the kernel regenerates the text on each read): a stop reply's `core:` then costs one pread,
+# not an open, a read and a close. Thread lists read every thread once a stop: keeping those
+# open would only cycle a thousand descriptors through the table.
 _STAT_FDS: dict[tuple[int, int], int] = {}
 _STAT_FDS_MAX = 256
 
 
-def _read_stat(pid: int, tid: int) -> bytes | None:
+def _read_stat(pid: int, tid: int, keep_open: bool) -> bytes | None:
     key = (pid, tid)
     fd = _STAT_FDS.get(key)
     if fd is not None:
@@ -41,7 +43,7 @@ def _read_stat(pid: int, tid: int) -> bytes | None:
                 return data
         except OSError:
             pass
-        # The thread is gone; its tid may be a new thread's by now, so look again by name.
+        # The thread is gone; its tid may be a new thread's by now, so open the path again.
         del _STAT_FDS[key]
         os.close(fd)
     try:
@@ -53,18 +55,22 @@ def _read_stat(pid: int, tid: int) -> bytes | None:
     except OSError:
         os.close(fd)
         return None
+    if not keep_open:
+        os.close(fd)
+        return data
     if len(_STAT_FDS) >= _STAT_FDS_MAX:
         os.close(_STAT_FDS.pop(next(iter(_STAT_FDS))))  # the oldest goes
     _STAT_FDS[key] = fd
     return data
 
 
-def thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
-    """The thread's name (as in comm) and the CPU it last ran on, from one read of its stat.
+def thread_name_and_core(pid: int, tid: int, keep_open: bool = False) -> tuple[str | None, int | None]:
+    """The thread's name (as in comm) and the CPU it last ran on, from one read of its stat;
+    `keep_open` keeps the file open for the next call (see _STAT_FDS).
 
-    Plain os calls on a kept descriptor: thread lists read this for every thread at every
-    stop, and the buffered file object costs more than the system calls."""
-    data = _read_stat(pid, tid)
+    Plain os calls: thread lists read this for every thread at every stop, and the buffered
+    file object costs more than the system calls."""
+    data = _read_stat(pid, tid, keep_open)
     if data is None:
         return None, None
     close = data.rfind(b")")
