@@ -10,10 +10,10 @@ prefix and returns a command, or ``None`` when the payload only looks like that 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar
 
 from .framing import unescape_binary
+from .records import record
 from .hexcodec import MalformedCommand, parse_hex, shorten
 
 __all__ = [
@@ -45,7 +45,7 @@ def _format_id(value: int) -> bytes:
     return b"-%x" % -value if value < 0 else b"%x" % value
 
 
-@dataclass(frozen=True)
+@record
 class ThreadId:
     """A thread-id as in ``Hg``/``vCont``/``T``: ``p<pid>.<tid>`` (multiprocess) or ``<tid>``.
 
@@ -77,12 +77,12 @@ class ThreadId:
 
 
 class Command:
-    """Base of every parsed command (each one is a frozen dataclass)."""
+    """Base of every parsed command (each one is a frozen record: see records.py)."""
 
     __slots__ = ()
 
 
-@dataclass(frozen=True)
+@record
 class Unknown(Command):
     """A packet no parser claimed; answered with an empty reply."""
 

@@ -1,4 +1,4 @@
-"""Typed parse of the commands a client sends: payload bytes in, a frozen dataclass out.
+"""Typed parse of the commands a client sends: payload bytes in, a frozen record out.
 
 ``parse_command(payload)`` takes a packet payload exactly as framed (still binary-escaped; the
 parsers of binary-carrying commands unescape their data themselves) and returns one of the

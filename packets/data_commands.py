@@ -4,10 +4,10 @@ watchpoints (g G p P m x M X Z z). lldb's ``;thread:TID;`` suffix is accepted wh
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .command_base import Command, ThreadId, register, split_fields, thread_suffix, unescape
 from .hexcodec import MalformedCommand, hex_decode, parse_hex, shorten
+from .records import record
 
 __all__ = [
     "InsertBreakpoint",
@@ -22,14 +22,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class ReadRegisters(Command):
     """``g``: all general registers."""
 
     thread: ThreadId | None
 
 
-@dataclass(frozen=True)
+@record
 class WriteRegisters(Command):
     """``G<hex>``: write all general registers."""
 
@@ -37,7 +37,7 @@ class WriteRegisters(Command):
     thread: ThreadId | None
 
 
-@dataclass(frozen=True)
+@record
 class ReadRegister(Command):
     """``p<regnum>``: one register."""
 
@@ -45,7 +45,7 @@ class ReadRegister(Command):
     thread: ThreadId | None
 
 
-@dataclass(frozen=True)
+@record
 class WriteRegister(Command):
     """``P<regnum>=<hex>``: write one register."""
 
@@ -54,7 +54,7 @@ class WriteRegister(Command):
     thread: ThreadId | None
 
 
-@dataclass(frozen=True)
+@record
 class ReadMemory(Command):
     """``m<addr>,<length>``: memory as hex."""
 
@@ -62,7 +62,7 @@ class ReadMemory(Command):
     length: int
 
 
-@dataclass(frozen=True)
+@record
 class WriteMemory(Command):
     """``M<addr>,<length>:<hex>`` or ``X<addr>,<length>:<binary>``."""
 
@@ -70,7 +70,7 @@ class WriteMemory(Command):
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class ReadMemoryBinary(Command):
     """``x<addr>,<length>``: memory as binary (lldb, and gdb >= 16)."""
 
@@ -78,7 +78,7 @@ class ReadMemoryBinary(Command):
     length: int
 
 
-@dataclass(frozen=True)
+@record
 class InsertBreakpoint(Command):
     """``Z<kind>,<addr>,<length>[;X<len>,<hex>...][;cmds:<persist>,X<len>,<hex>...]``: 0 software,
     1 hardware, 2 write, 3 read, 4 access watch. Conditions and commands are gdb agent
@@ -93,7 +93,7 @@ class InsertBreakpoint(Command):
     persist: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class RemoveBreakpoint(Command):
     """``z<kind>,<addr>,<length>``."""
 

@@ -3,10 +3,10 @@ the client (gdb's `target:` sysroot, `remote get`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from .command_base import Command, register, split_fields, unescape
 from .hexcodec import hex_decode, parse_hex
+from .records import record
 
 __all__ = [
     "VFileClose",
@@ -20,14 +20,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class VFileSetfs(Command):
     """``vFile:setfs:<pid>``: later paths are in this process's mount namespace (0 = ours)."""
 
     pid: int
 
 
-@dataclass(frozen=True)
+@record
 class VFileOpen(Command):
     """``vFile:open:<hex path>,<flags>,<mode>`` (flags are GDB's, not the host's)."""
 
@@ -36,7 +36,7 @@ class VFileOpen(Command):
     mode: int
 
 
-@dataclass(frozen=True)
+@record
 class VFilePread(Command):
     """``vFile:pread:<fd>,<count>,<offset>``."""
 
@@ -45,7 +45,7 @@ class VFilePread(Command):
     offset: int
 
 
-@dataclass(frozen=True)
+@record
 class VFilePwrite(Command):
     """``vFile:pwrite:<fd>,<offset>,<binary>``."""
 
@@ -54,28 +54,28 @@ class VFilePwrite(Command):
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class VFileClose(Command):
     """``vFile:close:<fd>``."""
 
     fd: int
 
 
-@dataclass(frozen=True)
+@record
 class VFileFstat(Command):
     """``vFile:fstat:<fd>``."""
 
     fd: int
 
 
-@dataclass(frozen=True)
+@record
 class VFileUnlink(Command):
     """``vFile:unlink:<hex path>``."""
 
     path: bytes
 
 
-@dataclass(frozen=True)
+@record
 class VFileReadlink(Command):
     """``vFile:readlink:<hex path>``."""
 

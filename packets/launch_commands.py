@@ -6,10 +6,10 @@ Registered into the same table as the core commands: importing `packets` registe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from .command_base import Command, ThreadId, register, register_exact
 from .hexcodec import MalformedCommand, hex_decode, parse_hex
+from .records import record
 
 __all__ = [
     "HostInfoQuery", "ProcessInfoQuery", "RegisterInfoQuery", "ThreadSuffixSupported",
@@ -22,106 +22,106 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class HostInfoQuery(Command):
     """``qHostInfo``: the host's triple, pointer size, OS version..."""
 
 
-@dataclass(frozen=True)
+@record
 class ProcessInfoQuery(Command):
     """``qProcessInfo``: pid, parent, ids and triple of the debugged process."""
 
 
-@dataclass(frozen=True)
+@record
 class RegisterInfoQuery(Command):
     """``qRegisterInfo<hex n>``: describe register n (lldb, when it has no target.xml)."""
 
     regnum: int
 
 
-@dataclass(frozen=True)
+@record
 class ThreadSuffixSupported(Command):
     """``QThreadSuffixSupported``: g/G/p/P/Z may carry ``;thread:TID;`` from now on."""
 
 
-@dataclass(frozen=True)
+@record
 class ListThreadsInStopReply(Command):
     """``QListThreadsInStopReply``: add ``threads:`` and ``thread-pcs:`` to stop replies."""
 
 
-@dataclass(frozen=True)
+@record
 class ThreadsInfoQuery(Command):
     """``jThreadsInfo``: every thread's stop information as JSON."""
 
 
-@dataclass(frozen=True)
+@record
 class ThreadExtendedInfoQuery(Command):
     """``jThreadExtendedInfo:<json>``."""
 
     request: bytes
 
 
-@dataclass(frozen=True)
+@record
 class MemoryRegionInfoQuery(Command):
     """``qMemoryRegionInfo:<addr>``: the mapping (or gap) that holds addr."""
 
     addr: int
 
 
-@dataclass(frozen=True)
+@record
 class WatchpointSupportInfoQuery(Command):
     """``qWatchpointSupportInfo[:]``: how many watchpoints the target has."""
 
 
-@dataclass(frozen=True)
+@record
 class EnableErrorStrings(Command):
     """``QEnableErrorStrings``: error replies may carry a hex message (``Exx;<hex>``)."""
 
 
-@dataclass(frozen=True)
+@record
 class WorkingDirQuery(Command):
     """``qGetWorkingDir``."""
 
 
-@dataclass(frozen=True)
+@record
 class ShlibInfoAddrQuery(Command):
     """``qShlibInfoAddr``."""
 
 
-@dataclass(frozen=True)
+@record
 class FileLoadAddressQuery(Command):
     """``qFileLoadAddress:<hex path>``: where a file is loaded in the process."""
 
     path: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Attach(Command):
     """``vAttach;<pid>``."""
 
     pid: int
 
 
-@dataclass(frozen=True)
+@record
 class AttachOrWaitSupportedQuery(Command):
     """``qVAttachOrWaitSupported``."""
 
 
-@dataclass(frozen=True)
+@record
 class SetDisableASLR(Command):
     """lldb's ``QSetDisableASLR:0|1``."""
 
     disable: bool
 
 
-@dataclass(frozen=True)
+@record
 class DisableRandomization(Command):
     """gdb's ``QDisableRandomization:0|1``."""
 
     disable: bool
 
 
-@dataclass(frozen=True)
+@record
 class SetStdio(Command):
     """``QSetSTDIN:<hex>``, ``QSetSTDOUT:``, ``QSetSTDERR:``: where the launched program's fd goes."""
 
@@ -129,71 +129,71 @@ class SetStdio(Command):
     path: bytes
 
 
-@dataclass(frozen=True)
+@record
 class SetWorkingDir(Command):
     """``QSetWorkingDir:<hex path>`` (empty: the server's own)."""
 
     path: bytes
 
 
-@dataclass(frozen=True)
+@record
 class SetEnvironment(Command):
     """``QEnvironment:NAME=VALUE`` and ``QEnvironmentHexEncoded:<hex>``."""
 
     entry: bytes
 
 
-@dataclass(frozen=True)
+@record
 class ResetEnvironment(Command):
     """``QEnvironmentReset``."""
 
 
-@dataclass(frozen=True)
+@record
 class UnsetEnvironment(Command):
     """``QEnvironmentUnset:<hex name>``."""
 
     name: bytes
 
 
-@dataclass(frozen=True)
+@record
 class StartupWithShell(Command):
     """``QStartupWithShell:0|1``."""
 
     enable: bool
 
 
-@dataclass(frozen=True)
+@record
 class LaunchArguments(Command):
     """lldb's ``A<len>,<index>,<hex arg>,...``: the program and its arguments to launch."""
 
     args: tuple[bytes, ...]
 
 
-@dataclass(frozen=True)
+@record
 class LaunchSuccessQuery(Command):
     """``qLaunchSuccess``: did the last ``A`` launch work?"""
 
 
-@dataclass(frozen=True)
+@record
 class Run(Command):
     """gdb's ``vRun;<hex prog>;<hex arg>...``."""
 
     args: tuple[bytes, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Restart(Command):
     """``R<hex>`` (extended mode): kill the program and start it again; no reply."""
 
 
-@dataclass(frozen=True)
+@record
 class Echo(Command):
     """``qEcho:<anything>``: answered with the same text."""
 
     text: bytes
 
 
-@dataclass(frozen=True)
+@record
 class ThreadStopInfoQuery(Command):
     """``qThreadStopInfo<hex tid>``: one thread's stop reply."""
 

@@ -3,10 +3,10 @@ qOffsets, monitor commands and extended mode."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from .command_base import Command, optional_hex, register, register_exact, split_fields, unescape
 from .hexcodec import MalformedCommand, hex_decode, parse_hex
+from .records import record
 
 __all__ = [
     "AttachedQuery",
@@ -23,21 +23,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class AttachedQuery(Command):
     """``qAttached[:pid]``: was the process attached (1) or created (0)?"""
 
     pid: int | None
 
 
-@dataclass(frozen=True)
+@record
 class SupportedQuery(Command):
     """``qSupported[:features]``: ``name+`` is True, ``name-`` False, ``name=value`` a string."""
 
     features: dict[str, str | bool]
 
 
-@dataclass(frozen=True)
+@record
 class XferRead(Command):
     """``qXfer:<object>:read:<annex>:<offset>,<length>``."""
 
@@ -47,7 +47,7 @@ class XferRead(Command):
     length: int
 
 
-@dataclass(frozen=True)
+@record
 class XferWrite(Command):
     """``qXfer:<object>:write:<annex>:<offset>:<binary>``."""
 
@@ -57,12 +57,12 @@ class XferWrite(Command):
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class OffsetsQuery(Command):
     """``qOffsets``."""
 
 
-@dataclass(frozen=True)
+@record
 class SymbolQuery(Command):
     """``qSymbol::`` (ready to answer lookups) or ``qSymbol:[value]:<hex name>`` (an answer)."""
 
@@ -70,29 +70,29 @@ class SymbolQuery(Command):
     name: bytes | None
 
 
-@dataclass(frozen=True)
+@record
 class TraceStatusQuery(Command):
     """``qTStatus``."""
 
 
-@dataclass(frozen=True)
+@record
 class StartNoAckMode(Command):
     """``QStartNoAckMode``."""
 
 
-@dataclass(frozen=True)
+@record
 class MustReplyEmpty(Command):
     """``vMustReplyEmpty``: the reply must be empty (probes the handling of unknown v packets)."""
 
 
-@dataclass(frozen=True)
+@record
 class MonitorCommand(Command):
     """``qRcmd,<hex>``: a ``monitor`` command line."""
 
     command: bytes
 
 
-@dataclass(frozen=True)
+@record
 class ExtendedMode(Command):
     """``!``: extended-remote; the server stays up when the process is gone."""
 

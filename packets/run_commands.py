@@ -3,12 +3,12 @@ signal settings, thread events, non-stop, kill and detach."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from .command_base import (
     Command, ThreadId, flag, optional_hex, register, register_exact, signal_list, split_fields,
 )
 from .hexcodec import MalformedCommand, parse_hex, shorten
+from .records import record
 
 __all__ = [
     "Continue",
@@ -36,19 +36,19 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class StopReasonQuery(Command):
     """``?``: why did the target stop?"""
 
 
-@dataclass(frozen=True)
+@record
 class Continue(Command):
     """``c[addr]``."""
 
     addr: int | None
 
 
-@dataclass(frozen=True)
+@record
 class ContinueWithSignal(Command):
     """``C<sig>[;addr]``."""
 
@@ -56,14 +56,14 @@ class ContinueWithSignal(Command):
     addr: int | None
 
 
-@dataclass(frozen=True)
+@record
 class Step(Command):
     """``s[addr]``."""
 
     addr: int | None
 
 
-@dataclass(frozen=True)
+@record
 class StepWithSignal(Command):
     """``S<sig>[;addr]``."""
 
@@ -71,12 +71,12 @@ class StepWithSignal(Command):
     addr: int | None
 
 
-@dataclass(frozen=True)
+@record
 class VContQuery(Command):
     """``vCont?``: which vCont actions are supported."""
 
 
-@dataclass(frozen=True)
+@record
 class VContAction:
     """One ``vCont`` action: ``kind`` is ``c``, ``C``, ``s``, ``S``, ``t`` or ``r``.
 
@@ -91,14 +91,14 @@ class VContAction:
     thread: ThreadId | None
 
 
-@dataclass(frozen=True)
+@record
 class VCont(Command):
     """``vCont;action[:thread];...``: resume threads, leftmost matching action wins."""
 
     actions: tuple[VContAction, ...]
 
 
-@dataclass(frozen=True)
+@record
 class SetThread(Command):
     """``H<op><thread>``: select the thread for later ``g``/``m``... (``g``) or resumes (``c``)."""
 
@@ -106,50 +106,50 @@ class SetThread(Command):
     thread: ThreadId
 
 
-@dataclass(frozen=True)
+@record
 class ThreadAlive(Command):
     """``T<thread>``: is this thread alive?"""
 
     thread: ThreadId
 
 
-@dataclass(frozen=True)
+@record
 class CurrentThreadQuery(Command):
     """``qC``."""
 
 
-@dataclass(frozen=True)
+@record
 class ThreadInfoFirst(Command):
     """``qfThreadInfo``."""
 
 
-@dataclass(frozen=True)
+@record
 class ThreadInfoNext(Command):
     """``qsThreadInfo``."""
 
 
-@dataclass(frozen=True)
+@record
 class PassSignals(Command):
     """``QPassSignals:<sig>;...``: GDB signal numbers to deliver without stopping."""
 
     signals: tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@record
 class ProgramSignals(Command):
     """``QProgramSignals:<sig>;...``: GDB signal numbers the program may receive."""
 
     signals: tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Kill(Command):
     """``k`` or ``vKill;<pid>``."""
 
     pid: int | None
 
 
-@dataclass(frozen=True)
+@record
 class TlsAddressQuery(Command):
     """``qGetTLSAddr:<thread>,<offset>,<lm>``: where a thread-local variable of the module
     whose link map is at ``lm`` lives in that thread."""
@@ -159,46 +159,46 @@ class TlsAddressQuery(Command):
     link_map: int
 
 
-@dataclass(frozen=True)
+@record
 class CatchSyscalls(Command):
     """``QCatchSyscalls:0`` (none), ``:1`` (every one) or ``:1;<hex nr>...``."""
 
     numbers: frozenset[int] | None
 
 
-@dataclass(frozen=True)
+@record
 class Detach(Command):
     """``D`` or ``D;<pid>``."""
 
     pid: int | None
 
 
-@dataclass(frozen=True)
+@record
 class ThreadExtraInfo(Command):
     """``qThreadExtraInfo,<thread>``."""
 
     thread: ThreadId
 
 
-@dataclass(frozen=True)
+@record
 class NonStop(Command):
     """``QNonStop:0|1``."""
 
     enable: bool
 
 
-@dataclass(frozen=True)
+@record
 class StoppedAck(Command):
     """``vStopped``: non-stop mode's acknowledgement of a ``%Stop`` notification, asking for
     the next stop waiting to be reported."""
 
 
-@dataclass(frozen=True)
+@record
 class CtrlC(Command):
     """``vCtrlC``: interrupt the program as a Ctrl-C would (non-stop mode's 0x03)."""
 
 
-@dataclass(frozen=True)
+@record
 class ThreadEvents(Command):
     """``QThreadEvents:0|1``: report thread creation and exit."""
 
