@@ -136,7 +136,9 @@ def frame_notification(payload: bytes) -> bytes:
 
 _ESCAPE = 0x7D  # '}'
 _ESCAPED_BYTES = b"}#$*"  # '}' first: escaping it must not re-escape the escapes that follow
-_UNESCAPE_PATTERN = re.compile(rb"\}(.)?", re.DOTALL)
+# An escape: '}' and the byte it hides (which may be any byte, '}' included).
+_ESCAPE_PAIR = re.compile(rb"\}(.)", re.DOTALL)
+_UNESCAPED = {bytes((byte,)): bytes((byte ^ 0x20,)) for byte in range(256)}
 
 
 def escape_binary(data: bytes) -> bytes:
@@ -147,34 +149,20 @@ def escape_binary(data: bytes) -> bytes:
     return data
 
 
-def _unescape_match(match: re.Match[bytes]) -> bytes:
-    escaped = match.group(1)
-    if escaped is None:
-        raise ValueError("binary data ends with an unfinished '}' escape")
-    return bytes((escaped[0] ^ 0x20,))
-
-
-_UNESCAPED = [bytes((byte ^ 0x20,)) for byte in range(256)]
-
-
 def unescape_binary(data: bytes) -> bytes:
     """Undo :func:`escape_binary`. Raises ``ValueError`` if the data ends inside an escape."""
     if b"}" not in data:
         return data
-    if b"}}" in data or data.endswith(b"}"):
-        # An escaped '}' (allowed, if never sent by gdb or lldb) or a dangling escape.
-        return _UNESCAPE_PATTERN.sub(_unescape_match, data)
-    # Every '}' starts an escape of the byte after it, which begins the next piece: a split
-    # and a join undo them three times as fast as a substitution with a callback per escape
-    # (0.6 ms against 1.8 ms for a 128 KiB X packet of memory).
-    pieces = data.split(b"}")
-    out = [pieces[0]]
-    append = out.append
-    unescaped = _UNESCAPED
-    for piece in pieces[1:]:
-        append(unescaped[piece[0]])
-        append(piece[1:])
-    return b"".join(out)
+    # The split (in C) gives text, hidden byte, text, ...; mapping the hidden bytes (in C too)
+    # undoes every escape without a Python-level step per escape. A 128 KiB X packet of
+    # memory holds about 1,900 escapes: 0.34-0.65 ms, where a substitution with a Python
+    # callback per escape took 1.3-1.8 ms, and a loop over split pieces 0.4-0.77 ms.
+    parts = _ESCAPE_PAIR.split(data)
+    if parts[-1].endswith(b"}"):
+        # Any other '}' starts a pair the split took: this one has no byte after it.
+        raise ValueError("binary data ends with an unfinished '}' escape")
+    parts[1::2] = map(_UNESCAPED.__getitem__, parts[1::2])
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
