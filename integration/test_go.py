@@ -638,6 +638,15 @@ PANIC_VALUE_BUILDS = [GoBuild("1.19", stripped=True), GoBuild("1.25"),
                       GoBuild("1.27", stripped=True)]
 
 
+def _ask_panic_then_finish(mi: MiSession, stop: dict) -> tuple[str, dict]:
+    """At the stop before a panic is printed (a SIGTRAP): what `monitor go panic` says, and
+    the stop that ends the run once the program goes on."""
+    assert (stop.get("reason"), stop.get("signal-name")) == ("signal-received", "SIGTRAP"), stop
+    said = mi_stream(mi, "monitor go panic")
+    mi.command("-exec-continue", expect="running")
+    return said, mi.wait_stopped(timeout=60)
+
+
 @pytest.mark.parametrize("kind", PANIC_KINDS)
 @pytest.mark.parametrize("build", PANIC_VALUE_BUILDS, ids=[b.id for b in PANIC_VALUE_BUILDS])
 def test_go_panic_prints_the_value_as_go_does(build: GoBuild, kind: str):
@@ -653,10 +662,7 @@ def test_go_panic_prints_the_value_as_go_does(build: GoBuild, kind: str):
             assert stop.get("signal-name") == "SIGSEGV", stop
             mi.command("-exec-continue", expect="running")
             stop = mi.wait_stopped(timeout=60)
-        assert (stop.get("reason"), stop.get("signal-name")) == ("signal-received", "SIGTRAP"), stop
-        said = mi_stream(mi, "monitor go panic")
-        mi.command("-exec-continue", expect="running")
-        end = mi.wait_stopped(timeout=60)
+        said, end = _ask_panic_then_finish(mi, stop)
         assert (end.get("reason"), end.get("exit-code")) == ("exited", "02"), end
         server.wait_exit(10.0)
     # Exactly Go's first lines up to the panicking goroutine's header, in the same run, and
@@ -676,11 +682,7 @@ def test_go_panic_shows_a_panic_in_flight(build: GoBuild):
     with go_server(binary, ["panicwith", "inflight"]) as server, MiSession() as mi:
         mi_connect(mi, binary, server)
         mi.command("-exec-continue", expect="running")
-        stop = mi.wait_stopped(timeout=60)
-        assert (stop.get("reason"), stop.get("signal-name")) == ("signal-received", "SIGTRAP"), stop
-        said = mi_stream(mi, "monitor go panic")
-        mi.command("-exec-continue", expect="running")
-        end = mi.wait_stopped(timeout=60)
+        said, end = _ask_panic_then_finish(mi, mi.wait_stopped(timeout=60))
         assert end.get("reason") == "exited-normally", end
         server.wait_exit(10.0)
     recovered = re.search(r"^recovered: (.*)$", server.stderr, re.M)
