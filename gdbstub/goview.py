@@ -16,10 +16,13 @@ from dataclasses import dataclass
 
 from .arch.x86_64 import USER_REGS_FIELDS
 from .symbols import gotraceback
+from .symbols.cframes import MappedObjects
+from .symbols.elf_file import parse_proc_maps
+from .symbols.gocgo import CgoCall, cgo_call
 from .symbols.gobinary import GoBinary, NotGoBinary
 from .symbols.gopanic import FatalHit
 from .symbols.goruntime import (
-    Frame, GoRuntime, GoRuntimeError, Goroutine, RuntimeNotReady, ThreadState,
+    G_SYSCALL, Frame, GoRuntime, GoRuntimeError, Goroutine, RuntimeNotReady, ThreadState,
 )
 from .process import Inferior, PtraceError, StopEvent, StopKind, TargetError, procfs
 
@@ -29,6 +32,9 @@ AT_ENTRY = 9
 _GPR = struct.Struct("<27Q")
 _RBP, _RIP, _RSP, _FS_BASE = (USER_REGS_FIELDS.index(name) for name in ("rbp", "rip", "rsp", "fs_base"))
 _RAX, _RBX = USER_REGS_FIELDS.index("rax"), USER_REGS_FIELDS.index("rbx")
+# psABI DWARF number -> index in user_regs_struct, for the C unwinder (16: the pc).
+_DWARF_GPR = {n: USER_REGS_FIELDS.index(name) for n, name in enumerate(
+    "rax rdx rcx rbx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip".split())}
 
 # Where an unrecovered panic or a fatal error passes before the program dies, and what we tell
 # the user when it does. Not every Go version has every one.
@@ -78,6 +84,9 @@ class GoView:
         # The goroutines-as-threads view of the process (goroutine_threads.py), made by the
         # session when that view is on.
         self.client_threads = None
+        # The process's mapped objects, for C frames in cgo calls (re-read once per stop).
+        self._objects = MappedObjects()
+        self._objects_generation = -1
 
     @classmethod
     def open(cls, inferior: Inferior) -> GoView | None:
@@ -229,6 +238,30 @@ class GoView:
         if elide:
             frames = gotraceback.visible_frames(frames, self.runtime.wrapper_func_id)
         return frames
+
+    def cgo_call(self, g: Goroutine) -> CgoCall | None:
+        """The C frames of a goroutine inside a cgo call (symbols/gocgo.py), or None when its
+        thread is not stopped in C code."""
+        tid = g.thread_id
+        if g.status != G_SYSCALL or tid is None or not self.inferior.has_thread(tid):
+            return None
+        thread = self.inferior.thread(tid)
+        if thread.running:
+            return None
+        try:
+            gpr = _GPR.unpack(thread.gpr())
+            if self._objects_generation != self.inferior.generation:
+                with open(f"/proc/{self.inferior.pid}/maps") as maps:
+                    self._objects.update(parse_proc_maps(maps.read()))
+                self._objects_generation = self.inferior.generation
+        except (OSError, PtraceError, TargetError):
+            return None
+        regs = {n: gpr[i] for n, i in _DWARF_GPR.items()}
+        return cgo_call(g, regs, self.inferior.memory.read, self._objects, self._func_name_at)
+
+    def _func_name_at(self, pc: int) -> str | None:
+        func = self.binary.func_at(pc - self.load_bias)
+        return func.name if func is not None else None
 
     def user_location(self, g: Goroutine) -> str:
         """Where the goroutine's own code is: its innermost user frame (its top frame for the

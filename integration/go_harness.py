@@ -306,8 +306,11 @@ class Backtrace:
     created_by: tuple[str, str, int] | None = None
     parent_goid: int | None = None
     unavailable: bool = False
+    c_frames: list[tuple[str | None, str, int]] = field(default_factory=list)  # (symbol, object, pc)
+    c_frames_cut: bool = False      # the C frames did not lead back to the goroutine's stack
 
 
+_C_FRAME = re.compile(r"^(?:(\S+)\+0x[0-9a-f]+|\?\?) \[C\] (\S+) pc=(0x[0-9a-f]+)$")
 _FRAME = re.compile(r"^(\S+)\(\.\.\.\) (\S+):(\d+)(?: \+0x[0-9a-f]+)?$")
 _CREATED = re.compile(r"^created by (\S+?)(?: in goroutine (\d+))? (\S+):(\d+)$")
 
@@ -317,7 +320,12 @@ def parse_backtrace(text: str) -> Backtrace:
     assert lines and re.fullmatch(r"goroutine \d+ \[.*\]:", lines[0]), text
     bt = Backtrace(lines[0])
     for line in lines[1:]:
-        if (frame := _FRAME.match(line)) is not None:
+        if (c_frame := _C_FRAME.match(line)) is not None:
+            assert not bt.frames and not bt.c_frames_cut, f"a C frame after Go frames: {text}"
+            bt.c_frames.append((c_frame.group(1), c_frame.group(2), int(c_frame.group(3), 16)))
+        elif line.startswith("(C frames end here"):
+            bt.c_frames_cut = True
+        elif (frame := _FRAME.match(line)) is not None:
             assert bt.created_by is None, f"a frame after 'created by': {text}"
             bt.frames.append((frame.group(1), frame.group(2), int(frame.group(3))))
         elif (created := _CREATED.match(line)) is not None:

@@ -144,6 +144,7 @@ class WaitersStop:
     errors: dict[str, str]          # what wrong Go monitor commands answer
     select: str                     # `monitor goroutine N select` (goroutines not threads)
     dump: list[DumpGoroutine]
+    cgo_thread_bt: str | None       # cgo builds: gdb's `bt` of the thread in the C call
 
     def spinner(self) -> DumpGoroutine:
         return next(d for d in self.dump if _created_at(d, "go spin()"))
@@ -196,12 +197,18 @@ def waiters_stop(gobuild: GoBuild, tmp_path_factory) -> WaitersStop:
         worker = next(d for d in parse_dump(dump_path.read_text())
                       if _created_at(d, "go worker(block)"))
         select = mi_stream(mi, f"monitor goroutine {worker.goid} select")
+        cgo_thread_bt = None
+        if gobuild.cgo:
+            in_c = next(g for g in listed.values() if g.start == "main.cgoSleeper")
+            gdb_id = next(t["id"] for t in threads if lwp_of(t) == in_c.tid)
+            mi.command(f"-thread-select {gdb_id}")
+            cgo_thread_bt = mi_stream(mi, "bt")
         mi_stream(mi, "kill")
     return WaitersStop(
         gobuild, twin, pid, stop, int(stop["frame"]["addr"], 16), stop_lwp, tasks, syscalls,
         threads, info_threads, listed,
         {goid: parse_backtrace(text) for goid, text in texts.items()}, texts, symbols,
-        help_text, errors, select, parse_dump(dump_path.read_text()))
+        help_text, errors, select, parse_dump(dump_path.read_text()), cgo_thread_bt)
 
 
 # Wrong uses of the Go commands, and the message each must give (in the command's output).
@@ -246,6 +253,45 @@ def test_backtraces_equal_the_dump(waiters_stop: WaitersStop):
             continue  # it ran on between the dump and the stop
         assert bt.header == d.header, where
         assert bt.frames == d.frames, where
+
+
+def test_cgo_call_backtrace_joins_the_c_frames_gdb_unwinds(waiters_stop: WaitersStop):
+    """A goroutine inside a C call: `monitor goroutine N bt` gives the C frames, innermost
+    first, at the pcs gdb's own unwinder (libc's and the program's CFI) finds on the thread
+    running the call, up to Go's asmcgocall; then the goroutine's Go frames (equal to the dump,
+    test_backtraces_equal_the_dump). Other goroutines have no C frames."""
+    s = waiters_stop
+    if not s.gobuild.cgo:
+        assert all(not bt.c_frames and not bt.c_frames_cut for bt in s.backtraces.values())
+        return
+    in_c = next(g for g in s.listed.values() if g.start == "main.cgoSleeper")
+    bt = s.backtraces[in_c.goid]
+    where = f"{s.backtrace_texts[in_c.goid]}\nvs gdb:\n{s.cgo_thread_bt}"
+    assert bt.c_frames and not bt.c_frames_cut, where
+    assert [f for f, _, _ in bt.frames][:2] == ["main._Cfunc_csleep", "main.cgoSleeper"], where
+    # gdb's frames with their own pc (an inlined frame shares its caller's and shows none),
+    # up to the return into asmcgocall (found by address: a stripped build has no names).
+    # (from Go 1.21 the linker's symbol for the assembly function is runtime.asmcgocall.abi0).
+    table = nm(s.gobuild.minor, s.twin)
+    asmcgocall = table.get("runtime.asmcgocall.abi0") or table["runtime.asmcgocall"]
+    gdb_pcs = []
+    for match in re.finditer(r"^#\d+\s+0x([0-9a-f]+) in ", s.cgo_thread_bt, re.M):
+        pc = int(match.group(1), 16)
+        if asmcgocall.addr <= pc < asmcgocall.addr + asmcgocall.size:
+            break
+        gdb_pcs.append(pc)
+    else:
+        raise AssertionError(f"gdb's backtrace never reached runtime.asmcgocall:\n{where}")
+    assert [pc for _, _, pc in bt.c_frames] == gdb_pcs, where
+    # The C function the goroutine called (unnamed in a stripped program), libc's sleep under it.
+    names = [name for name, _, _ in bt.c_frames]
+    assert "sleep" in names, where
+    if s.gobuild.stripped:
+        assert names[-1] is None, where
+    else:
+        assert names[-1].startswith("_cgo_") and names[-1].endswith("_Cfunc_csleep"), where
+    others = [b for goid, b in s.backtraces.items() if goid != in_c.goid]
+    assert all(not b.c_frames and not b.c_frames_cut for b in others)
 
 
 def test_main_goroutine_is_in_stopHere(waiters_stop: WaitersStop):

@@ -23,6 +23,8 @@ from ptrace.binding.func import PTRACE_SINGLESTEP, ptrace
 from gdbstub.symbols.goruntime import ThreadState
 
 _WALL = 0x40000000
+# The general registers in psABI DWARF order (16: the pc).
+_DWARF_GPRS = "rax rdx rcx rbx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip".split()
 _SYS_TGKILL = 234
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -45,6 +47,7 @@ class FrozenGoProcess:
         self.pid = self.proc.pid
         self._mem: int | None = None
         self.orig_rax: dict[int, int] = {}  # by thread, from the last thread_states()
+        self.gprs: dict[int, dict[int, int]] = {}  # by thread: DWARF number -> value, likewise
         self._attached: list[int] = []       # threads left attached (reaped in close())
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
@@ -87,6 +90,7 @@ class FrozenGoProcess:
                 regs = ptrace_getregs(tid)
                 out.append(ThreadState(tid, regs.rip, regs.rsp, regs.rbp, regs.fs_base))
                 self.orig_rax[tid] = regs.orig_rax
+                self.gprs[tid] = {n: getattr(regs, name) for n, name in enumerate(_DWARF_GPRS)}
             finally:
                 ptrace_detach(tid, 0)
         return out

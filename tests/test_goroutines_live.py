@@ -26,7 +26,9 @@ from godump import DumpGoroutine, parse_dump
 from goprocess import FrozenGoProcess
 from gotoolchains import build, go_tool, goroot
 from gdbstub.symbols import gotraceback as tb
+from gdbstub.symbols.cframes import MappedObjects
 from gdbstub.symbols.elf_file import parse_proc_maps
+from gdbstub.symbols.gocgo import cgo_call
 from gdbstub.symbols.gobinary import GoBinary
 from gdbstub.symbols.goruntime import (G_RUNNING, G_SYSCALL, Goroutine, GoRuntime,
                                        ThreadState)
@@ -262,6 +264,38 @@ def test_syscall_goroutine_runs_on_a_process_thread(frozen):
     # (the program makes no other read(2) call that blocks).
     in_read = {tid for tid, nr in f.process.orig_rax.items() if nr == 0}
     assert g.thread_id in in_read
+
+
+def test_cgo_call_joins_its_c_frames_to_the_goroutine(frozen):
+    """The goroutine inside a C call (cgo builds): the C frames from its thread's registers
+    reach runtime.asmcgocall, whose saved words name this goroutine and lead back to its stack;
+    the Go frames unwound from there are Go's own dump of it. Goroutines whose thread runs Go
+    code (a raw read(2), the spinner) have no C frames."""
+    f = frozen
+    objects = MappedObjects()
+    objects.update(parse_proc_maps(Path(f"/proc/{f.process.pid}/maps").read_text()))
+
+    def name_at(pc: int) -> str | None:
+        func = f.binary.func_at(pc - f.bias)
+        return func.name if func is not None else None
+
+    calls = {g.goid: cgo_call(g, f.process.gprs[g.thread_id], f.process.read_memory, objects,
+                              name_at)
+             for g in f.goroutines.values() if g.thread_id in f.process.gprs}
+    in_c = [g for g in f.goroutines.values() if g.start_function == "main.cgoSleeper"]
+    assert len(in_c) == f.cgo
+    for g in in_c:
+        call = calls.pop(g.goid)
+        assert call is not None and call.joined, call
+        assert call.frames[0].pc == f.process.gprs[g.thread_id][16]
+        assert "sleep" in [c.function for c in call.frames]
+        assert name_at(call.go_pc) == "runtime.cgocall"
+        frames = tb.visible_frames(f.runtime.unwind(call.go_pc, call.go_sp),
+                                   f.runtime.wrapper_func_id)
+        d = next(d for d in f.dump if d.goid == g.goid)
+        assert [(tb.func_name_for_print(fr.function), fr.file, fr.line) for fr in frames] \
+            == d.frames
+    assert all(call is None for call in calls.values()), calls
 
 
 def test_tls_and_allm_agree(frozen):

@@ -14,7 +14,8 @@ HELP = """\
   goroutines
     List every goroutine: id, state, where its user code is, start function, thread
   goroutine N bt
-    Backtrace of goroutine N, read from the program (works on stripped binaries)
+    Backtrace of goroutine N, read from the program (works on stripped binaries); a
+    goroutine inside a cgo call shows its C frames first, then its Go frames
   goroutine N select
     Say which thread shows goroutine N (with `go threads on`, every goroutine is a thread)
   go threads on|off
@@ -75,6 +76,7 @@ def goroutine_backtrace(session, text: str) -> str:
 
     go, g = _goroutine(session, text)
     lines = [gotraceback.goroutine_header(g)]
+    lines += _cgo_lines(go, g)
     frames = go.backtrace(g)
     if not frames and g.pc is None:
         lines.append("(stack unavailable: the goroutine is running on a thread that is not stopped)")
@@ -87,6 +89,24 @@ def goroutine_backtrace(session, text: str) -> str:
         lines.append(f"created by {gotraceback.func_name_for_print(creator.function)}{parent} "
                      f"{creator.file}:{creator.line}")
     return "\n".join(lines) + "\n"
+
+
+def _cgo_lines(go, g) -> list[str]:
+    """The C frames of a goroutine inside a cgo call, one per line before its Go frames:
+    `symbol+0xoff [C] object pc=0x...`."""
+    from ..symbols.cframes import object_name
+
+    call = go.cgo_call(g)
+    if call is None:
+        return []
+    lines = []
+    for f in call.frames:
+        where = f"{f.function}+{f.offset:#x}" if f.function else "??"
+        lines.append(f"{where} [C] {object_name(f.object)} pc={f.pc:#x}")
+    if not call.joined:
+        lines.append("(C frames end here: they could not be followed back to the "
+                     "goroutine's stack)")
+    return lines
 
 
 def goroutine_select(session, text: str) -> str:

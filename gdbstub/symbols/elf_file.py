@@ -17,6 +17,7 @@ API:
         .read_static(addr, size) -> bytes            (file-backed bytes at a link address)
         .addr_to_offset(addr) / .offset_to_addr(offset) -> int | None
         .symbol(name) -> Symbol | None               .has_symtab
+        .function_symbols() -> [(name, addr, size)]  (functions of .symtab and .dynsym)
         .build_id() -> str | None                    (GNU build id, hex)
         .go_build_id() -> str | None                 (.note.go.buildid)
         .load_bias_from_entry(at_entry) -> int
@@ -38,6 +39,7 @@ from elftools.elf.elffile import ELFFile
 PT_LOAD = 1
 PT_TLS = 7
 SHT_NOBITS = 8
+STT_FUNC = 2
 _SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: name, info, other, shndx, value, size
 
 
@@ -187,6 +189,18 @@ class ElfFile:
         if self._dynamic_symbols is None:
             self._dynamic_symbols = self._load_symbols(".dynsym")
         return self._dynamic_symbols.get(name)
+
+    def function_symbols(self) -> list[tuple[str, int, int]]:
+        """(name, link address, size) of every defined function in .symtab and .dynsym (a
+        stripped shared library keeps its exported functions in .dynsym)."""
+        seen: set[tuple[str, int]] = set()
+        out = []
+        for section in (".symtab", ".dynsym"):
+            for sym in self._load_symbols(section).values():
+                if sym.type == STT_FUNC and sym.value and (sym.name, sym.value) not in seen:
+                    seen.add((sym.name, sym.value))
+                    out.append((sym.name, sym.value, sym.size))
+        return out
 
     def _load_symbols(self, section: str = ".symtab") -> dict[str, Symbol]:
         symtab = self.section(section)

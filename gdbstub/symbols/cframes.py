@@ -1,0 +1,215 @@
+"""Unwinding C frames with the call-frame information of the objects mapped in a process.
+
+A goroutine in a cgo call runs C code on its thread's system stack. Its C frames are unwound
+here the way gdb and lldb unwind them: each object's .eh_frame (or .debug_frame when it has no
+.eh_frame), decoded by pyelftools, gives the CFA and the saved registers at a pc. The walk
+stops at the first pc in Go's text; gostack.py continues from there.
+
+Only the rules C compilers emit for ordinary frames are evaluated (CFA = register + offset;
+registers saved at CFA + n, or unchanged). A frame described by a DWARF expression (a PLT
+stub, a signal trampoline) ends the walk: its caller is left out rather than guessed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import os
+import struct
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from elftools.dwarf.callframe import FDE, CallFrameInfo, RegisterRule
+from elftools.dwarf.structs import DWARFStructs
+
+from gdbstub.symbols.elf_file import ElfFile, Mapping
+
+RBP, RSP, RA = 6, 7, 16   # DWARF register numbers on x86-64 (RA: the return address column)
+_WORD = struct.Struct("<Q")
+_MAX_C_FRAMES = 128
+
+
+@dataclass(frozen=True, slots=True)
+class CFrame:
+    pc: int                 # the trapped pc (innermost) or a return address
+    function: str | None    # the ELF symbol containing pc, if any
+    offset: int             # pc - the symbol's address (0 when unknown)
+    object: str             # path of the mapped file holding pc ("" when none)
+
+
+class ObjectFrames:
+    """The call-frame information and function symbols of one mapped ELF object."""
+
+    def __init__(self, elf: ElfFile, bias: int) -> None:
+        self.path = elf.path
+        self.bias = bias
+        self._starts: list[int] = []
+        self._fdes: list[tuple[int, int, FDE]] = []   # (start, end, fde), link addresses
+        self._rows: dict[int, list[dict]] = {}
+        self._load_cfi(elf)
+        self._symbols = sorted(
+            (value, size, name) for name, value, size in elf.function_symbols())
+        self._symbol_starts = [s[0] for s in self._symbols]
+
+    def _load_cfi(self, elf: ElfFile) -> None:
+        for name, eh in ((".eh_frame", True), (".debug_frame", False)):
+            section = elf.section(name)
+            data = elf.section_data(name)
+            if section is None or not data:
+                continue
+            structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
+            cfi = CallFrameInfo(io.BytesIO(data), len(data), section.addr, structs,
+                                for_eh_frame=eh)
+            for entry in cfi.get_entries():
+                if isinstance(entry, FDE):
+                    start = entry.header["initial_location"]
+                    self._fdes.append((start, start + entry.header["address_range"], entry))
+            if self._fdes:
+                break   # .eh_frame describes what runs; .debug_frame only when it is missing
+        self._fdes.sort(key=lambda f: f[0])
+        self._starts = [f[0] for f in self._fdes]
+
+    def row_at(self, pc: int) -> dict | None:
+        """The CFI row in effect at a runtime pc: {'cfa': CFARule, regnum: RegisterRule}."""
+        link = pc - self.bias
+        i = bisect.bisect_right(self._starts, link) - 1
+        if i < 0 or not self._fdes[i][0] <= link < self._fdes[i][1]:
+            return None
+        start, _, fde = self._fdes[i]
+        rows = self._rows.get(start)
+        if rows is None:
+            rows = self._rows[start] = fde.get_decoded().table
+        found = None
+        for row in rows:
+            if row["pc"] > link:
+                break
+            found = row
+        return found
+
+    def symbolize(self, pc: int) -> tuple[str, int] | None:
+        link = pc - self.bias
+        i = bisect.bisect_right(self._symbol_starts, link) - 1
+        if i < 0:
+            return None
+        value, size, name = self._symbols[i]
+        if size and link >= value + size:
+            return None
+        return name, link - value
+
+
+class MappedObjects:
+    """The executable mappings of a process, each with its ObjectFrames (built on first use
+    and kept: the same library keeps its tables across stops)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, int], ObjectFrames | None] = {}
+        self._ranges: list[tuple[int, int, str, int]] = []
+
+    def update(self, mappings: Iterable[Mapping]) -> None:
+        mappings = list(mappings)
+        ranges = []
+        biases: dict[str, int | None] = {}
+        for m in mappings:
+            if "x" not in m.perms or not m.path.startswith("/"):
+                continue
+            if m.path not in biases:
+                biases[m.path] = _bias_of(m.path, mappings)
+            bias = biases[m.path]
+            if bias is not None:
+                ranges.append((m.start, m.end, m.path, bias))
+        self._ranges = sorted(ranges)
+
+    def object_at(self, pc: int) -> tuple[str, ObjectFrames | None] | None:
+        for start, end, path, bias in self._ranges:
+            if start <= pc < end:
+                key = (path, bias)
+                if key not in self._by_key:
+                    try:
+                        self._by_key[key] = ObjectFrames(ElfFile(path), bias)
+                    except (OSError, ValueError):
+                        self._by_key[key] = None
+                return path, self._by_key[key]
+        return None
+
+
+def _bias_of(path: str, mappings: list[Mapping]) -> int | None:
+    try:
+        elf = ElfFile(path)
+    except (OSError, ValueError):
+        return None
+    try:
+        return elf.load_bias_from_maps(mappings)
+    finally:
+        elf.close()
+
+
+def unwind_c_frames(regs: dict[int, int], read_memory: Callable[[int, int], bytes],
+                    objects: MappedObjects, is_go_pc: Callable[[int], bool]
+                    ) -> tuple[list[CFrame], dict[int, int] | None]:
+    """The C frames from a thread's registers (DWARF numbering, RA = pc) outwards, up to the
+    first pc in Go's text. Returns the frames and the registers at that Go pc (its 'sp' is
+    the CFA of the last C frame), or None for the registers when the walk ended before
+    reaching Go (no CFI, an expression rule, an unreadable stack, the outermost frame)."""
+    frames: list[CFrame] = []
+    pc = regs.get(RA, 0)
+    innermost = True
+    for _ in range(_MAX_C_FRAMES):
+        if not pc:
+            return frames, None
+        if is_go_pc(pc):
+            return frames, regs
+        found = objects.object_at(pc)
+        obj = found[1] if found else None
+        named = obj.symbolize(pc) if obj else None
+        frames.append(CFrame(pc, named[0] if named else None, named[1] if named else 0,
+                             found[0] if found else ""))
+        if obj is None:
+            return frames, None
+        # A return address is just past its call: the call's own row is one byte earlier.
+        row = obj.row_at(pc if innermost else pc - 1)
+        if row is None:
+            return frames, None
+        caller = _caller_registers(row, regs, read_memory)
+        if caller is None:
+            return frames, None
+        regs, pc, innermost = caller, caller.get(RA, 0), False
+    return frames, None
+
+
+def _caller_registers(row: dict, regs: dict[int, int],
+                      read_memory: Callable[[int, int], bytes]) -> dict[int, int] | None:
+    cfa_rule = row["cfa"]
+    if RA not in row or cfa_rule.expr is not None or cfa_rule.reg not in regs:
+        return None
+    cfa = regs[cfa_rule.reg] + cfa_rule.offset
+    caller = dict(regs)
+    caller[RSP] = cfa
+    for reg, rule in row.items():
+        if not isinstance(reg, int):
+            continue
+        kind = rule.type
+        if kind == RegisterRule.OFFSET:
+            try:
+                data = read_memory(cfa + rule.arg, 8)
+            except OSError:
+                return None
+            if len(data) != 8:
+                return None
+            caller[reg] = _WORD.unpack(data)[0]
+        elif kind == RegisterRule.VAL_OFFSET:
+            caller[reg] = cfa + rule.arg
+        elif kind == RegisterRule.REGISTER:
+            if rule.arg not in regs:
+                return None
+            caller[reg] = regs[rule.arg]
+        elif kind == RegisterRule.UNDEFINED:
+            caller.pop(reg, None)
+        elif kind != RegisterRule.SAME_VALUE:
+            return None     # expressions and architectural rules: not evaluated
+    if RA not in caller or (caller[RSP], caller[RA]) == (regs.get(RSP), regs.get(RA)):
+        return None     # no return address, or a frame that would repeat itself
+    return caller
+
+
+def object_name(path: str) -> str:
+    return os.path.basename(path) if path else "??"
