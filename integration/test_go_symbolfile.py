@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from go_harness import build, go_server, marks, mi_connect, mi_stream, program_environment
+from go_harness import (build, go_server, lwp_of, marks, mi_connect, mi_stream, mi_threads,
+                        parse_backtrace, parse_dump, parse_goroutines, program_environment)
 from harness import gdbstub_executable, run_client, start_server
 from lldb_harness import lldb_batch_argv, lldb_environment
 from mi import MiSession
@@ -177,6 +178,37 @@ def test_without_exec_file_gdb_shows_frames_past_main_main(gdb_runs) -> None:
     assert [f[0] for f in past[2:4]] == ["runtime.main", "runtime.goexit"]
 
 
+def test_gdb_unwinds_the_c_frames_of_a_cgo_call_through_the_file(tmp_path: Path) -> None:
+    """Once gdb takes the symbol file for a stripped cgo program's symbols, it finds the C code's
+    frames there (the program's .eh_frame is in the file): its backtrace of the thread inside
+    the C call has the C frames `monitor goroutine N bt` prints, then runtime.asmcgocall. (gdb
+    goes no further: it never unwinds from a stack to one at lower addresses, and goroutine
+    stacks are below the thread's. lldb does, test_lldb_unwinds_a_cgo_call_into_its_goroutine.)"""
+    binary = build("1.27", PROGRAM, stripped=True, cgo=True)
+    path = tmp_path / "waiters.gosym"
+    with go_server(binary) as server, MiSession() as mi:
+        mi_connect(mi, binary, server)
+        mi_stream(mi, f"monitor go symbol-file {path}")
+        mi.console("set confirm off")
+        mi.console(f"symbol-file {path}")
+        mi.command("-break-insert main.stopHere")
+        mi.command("-exec-continue", expect="running")
+        assert mi.wait_stopped(timeout=120).get("reason") == "breakpoint-hit"
+        in_c = next(g for g in parse_goroutines(mi_stream(mi, "monitor goroutines")).values()
+                    if g.start == "main.cgoSleeper")
+        monitor = parse_backtrace(mi_stream(mi, f"monitor goroutine {in_c.goid} bt"))
+        thread = next(t["id"] for t in mi_threads(mi) if lwp_of(t) == in_c.tid)
+        mi.command(f"-thread-select {thread}")
+        stack = mi.command("-stack-list-frames")["payload"]["stack"]
+        mi_stream(mi, "kill")
+    functions = [f.get("func") for f in stack]
+    assert "runtime.asmcgocall" in functions, stack
+    c_frames = stack[:functions.index("runtime.asmcgocall")]
+    assert monitor.c_frames and not monitor.c_frames_cut
+    assert [int(f["addr"], 16) for f in c_frames] == [pc for _, _, pc in monitor.c_frames], \
+        (stack, monitor)
+
+
 def test_monitor_on_a_c_program(programs) -> None:
     with go_server(programs.simple) as server, MiSession() as mi:
         mi_connect(mi, programs.simple, server)
@@ -226,6 +258,42 @@ def test_lldb_breaks_by_name_and_names_the_frames(minor: str, pie: bool, tmp_pat
     assert "stop reason = breakpoint 1.1" in ours
     assert [name for _, name in our_bt[:3]] == ["main.stopHere", "main.main", "runtime.main"], ours
     assert our_bt == their_bt
+
+
+_LLDB_THREAD = re.compile(r"^\s*\*?\s*thread #\d+, name = '([^']*)'", re.M)
+
+
+@needs_lldb
+@pytest.mark.parametrize("minor", ["1.19", "1.27"])
+def test_lldb_unwinds_a_cgo_call_into_its_goroutine(minor: str, tmp_path: Path) -> None:
+    """A stripped cgo program with its symbol file: lldb's backtrace of the thread inside the
+    C call goes through the C frames and runtime.asmcgocall's switch of stacks (the file's rule
+    for it) into the goroutine's Go frames, which are those of Go's own dump of it."""
+    binary = build(minor, PROGRAM, stripped=True, cgo=True)
+    path, dump = tmp_path / "waiters.gosym", tmp_path / "dump.txt"
+    env = program_environment({"GOAWARE_DUMP": str(dump)})
+    with start_server("gdbstub", binary, extra=["--go-symbol-file", str(path)], env=env) as server:
+        commands = ["settings set target.preload-symbols false", f"target create {binary}",
+                    f"target symbols add {path}", f"gdb-remote {server.address}",
+                    "breakpoint set -n main.stopHere", "c", "thread backtrace all", "kill"]
+        raw, _, timed_out = run_client(lldb_batch_argv(None, None, commands), lldb_environment(),
+                                       None, 120)
+    assert not timed_out, raw
+    raw = raw.replace("\r\n", "\n")
+    threads = _LLDB_THREAD.split(raw.split("(lldb) thread backtrace all\n", 1)[1])
+    in_c = [bt for name, bt in zip(threads[1::2], threads[2::2])
+            if re.fullmatch(r"g\d+ main\.cgoSleeper", name)]
+    assert len(in_c) == 1, raw
+    names = [m.group(2) for m in _LLDB_FRAME.finditer(in_c[0])]
+    assert "libc.so.6" in in_c[0] and "runtime.asmcgocall.abi0" in names, in_c[0]
+    go_frames = names[names.index("runtime.asmcgocall.abi0") + 1:]
+    assert go_frames[-1] == "runtime.goexit.abi0", in_c[0]
+    goroutine = next(d for d in parse_dump(dump.read_text())
+                     if d.frames and d.frames[-1][0] == "main.cgoSleeper")
+    # Go's dump elides runtime.cgocall, as it elides runtime frames of a goroutine in a call.
+    expected = [f for f, _, _ in goroutine.frames]
+    assert [f for f in go_frames[:-1] if f != "runtime.cgocall"] == expected, (in_c[0], goroutine)
+    assert go_frames[0] == "runtime.cgocall", in_c[0]
 
 
 # --- the command line -------------------------------------------------------------------

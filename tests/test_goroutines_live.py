@@ -12,6 +12,7 @@ PIE and race-detector (-race) builds on some of them (BUILDS).
 
 from __future__ import annotations
 
+import io
 import re
 import signal
 import struct
@@ -21,6 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from elftools.dwarf.callframe import FDE
+from elftools.dwarf.dwarf_expr import DWARFExprParser
+from elftools.dwarf.structs import DWARFStructs
+from elftools.elf.elffile import ELFFile
 
 from godump import DumpGoroutine, parse_dump
 from goprocess import FrozenGoProcess
@@ -29,6 +34,7 @@ from gdbstub.symbols import gotraceback as tb
 from gdbstub.symbols.cframes import MappedObjects
 from gdbstub.symbols.elf_file import parse_proc_maps
 from gdbstub.symbols.gocgo import cgo_call
+from gdbstub.symbols.gosymfile import build_symbol_file
 from gdbstub.symbols.gobinary import GoBinary
 from gdbstub.symbols.goruntime import (G_RUNNING, G_SYSCALL, Goroutine, GoRuntime,
                                        ThreadState)
@@ -296,6 +302,63 @@ def test_cgo_call_joins_its_c_frames_to_the_goroutine(frozen):
         assert [(tb.func_name_for_print(fr.function), fr.file, fr.line) for fr in frames] \
             == d.frames
     assert all(call is None for call in calls.values()), calls
+
+
+def test_symbol_file_unwinds_asmcgocall_as_the_server_does(frozen):
+    """The symbol file's call-frame rule for runtime.asmcgocall, evaluated where the C code
+    returns to it (system stack pointer and memory of the frozen process), gives the CFA and
+    return address of the join the test above checked against Go's own dump: a client that
+    loads the file unwinds from the C frames into the goroutine's."""
+    f = frozen
+    if not f.cgo:
+        return
+    objects = MappedObjects()
+    objects.update(parse_proc_maps(Path(f"/proc/{f.process.pid}/maps").read_text()))
+    g = next(g for g in f.goroutines.values() if g.start_function == "main.cgoSleeper")
+
+    def name_at(pc: int) -> str | None:
+        func = f.binary.func_at(pc - f.bias)
+        return func.name if func is not None else None
+
+    call = cgo_call(g, f.process.gprs[g.thread_id], f.process.read_memory, objects, name_at)
+    assert call is not None and call.joined
+    cfi = _debug_frame(build_symbol_file(f.binary).data)
+    # A caller's row is looked up at its return address - 1 (inside the call).
+    cfa_rule, ra_rule = _cfi_row(cfi, call.asm_pc - f.bias - 1)
+    cfa = _evaluate(cfa_rule.expr, {7: call.asm_sp}, f.process.read_memory)
+    assert cfa == call.go_sp
+    ra = struct.unpack("<Q", f.process.read_memory(cfa + ra_rule.arg, 8))[0]
+    assert ra == call.go_pc
+
+
+def _debug_frame(elf_data: bytes) -> list:
+    elf = ELFFile(io.BytesIO(elf_data))
+    return [e for e in elf.get_dwarf_info().CFI_entries() if isinstance(e, FDE)]
+
+
+def _cfi_row(fdes: list, pc: int):
+    fde = next(e for e in fdes if e.header.initial_location <= pc
+               < e.header.initial_location + e.header.address_range)
+    row = [r for r in fde.get_decoded().table if r["pc"] <= pc][-1]
+    return row["cfa"], row[16]
+
+
+def _evaluate(expression: list[int], regs: dict[int, int], read_memory) -> int:
+    """A DWARF expression of register-relative loads and arithmetic (what a CFA needs)."""
+    stack: list[int] = []
+    for op in DWARFExprParser(DWARFStructs(True, 32, 8)).parse_expr(expression):
+        if op.op_name.startswith("DW_OP_breg"):
+            stack.append(regs[int(op.op_name[len("DW_OP_breg"):])] + op.args[0])
+        elif op.op_name == "DW_OP_deref":
+            stack.append(struct.unpack("<Q", read_memory(stack.pop(), 8))[0])
+        elif op.op_name == "DW_OP_plus_uconst":
+            stack.append(stack.pop() + op.args[0])
+        elif op.op_name == "DW_OP_minus":
+            right, left = stack.pop(), stack.pop()
+            stack.append(left - right)
+        else:
+            raise AssertionError(f"unexpected {op.op_name} in a CFA expression")
+    return stack[-1]
 
 
 def test_tls_and_allm_agree(frozen):

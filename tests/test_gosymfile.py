@@ -330,10 +330,25 @@ def test_inlined_calls_match_the_twins_dwarf(case: Case) -> None:
 
 
 def test_frame_rules_match_the_twins_debug_frame(case: Case) -> None:
+    """Every FDE says what Go's own does, but for runtime.asmcgocall's call into C: from that
+    call to the instruction it returns to, the CFA is an expression that leads back to the
+    goroutine's stack (checked on live processes in test_goroutines_live.py)."""
     ours, theirs = _frame_rules(case.symbols), _frame_rules(case.twin)
     assert set(ours) == set(theirs)
+    asmcgocall = GoBinary(case.stripped).func_by_name("runtime.asmcgocall").entry
     differ = [hex(start) for start in theirs if ours[start] != theirs[start]]
-    assert not differ, differ[:10]
+    assert differ == [hex(asmcgocall)]
+    end, rules = ours[asmcgocall]
+    assert end == theirs[asmcgocall][0]
+    switched = [pc for pc in range(asmcgocall, end) if _rule_at(rules, pc)[0] is None]
+    assert switched and switched == list(range(switched[0], switched[-1] + 1))
+    assert len(switched) in (2 + 1, 5 + 1)   # CALL AX or CALL rel32, and one byte after it
+    assert all(_rule_at(rules, pc) == _rule_at(theirs[asmcgocall][1], pc)
+               for pc in range(asmcgocall, end) if pc not in switched)
+
+
+def _rule_at(rules: list[tuple[int, int, int]], pc: int) -> tuple[int, int]:
+    return next(rule[1:] for rule in reversed(rules) if rule[0] <= pc)
 
 
 def test_write_errors_leave_nothing_behind(case: Case, tmp_path: Path) -> None:

@@ -73,10 +73,19 @@ _CFA_ADVANCE_LOC2 = 0x03
 _CFA_ADVANCE_LOC4 = 0x04
 _CFA_OFFSET_EXTENDED = 0x05
 _CFA_DEF_CFA = 0x0C
+_CFA_DEF_CFA_EXPRESSION = 0x0F
 _CFA_DEF_CFA_OFFSET_SF = 0x13
+_CFA_OFFSET = 0x80
+_CFA_RESTORE = 0xC0
 _DATA_ALIGN = -4
 _RSP = 7
 _RIP = 16
+
+# DWARF expression opcodes (for a CFA no register + offset describes).
+DW_OP_DEREF = 0x06
+DW_OP_MINUS = 0x1C
+DW_OP_PLUS_UCONST = 0x23
+DW_OP_BREG0 = 0x70
 
 
 def uleb(n: int) -> bytes:
@@ -218,12 +227,18 @@ class FrameTable:
         pad = -(len(body) + 4) % 8
         return struct.pack("<I", len(body) + pad) + bytes(body) + bytes(pad)  # pad: DW_CFA_nop
 
-    def fde(self, start: int, end: int, starts: Sequence[int], values: Sequence[int]) -> None:
+    def fde(self, start: int, end: int, starts: Sequence[int], values: Sequence[int],
+            extra_rows: Sequence[tuple[int, bytes]] = ()) -> None:
         """An FDE for [start, end) from a pcsp table: values[i] (the SP delta) holds from
-        starts[i] on."""
+        starts[i] on. `extra_rows` (pc, CFA instructions) apply after the pcsp row of the
+        same pc (see cfa_expression and cfa_at_sp)."""
         body = bytearray(struct.pack("<IQQ", 0, start, end - start))
         address = start
-        for pc, value in zip(starts, values):
+        rows = [(pc, bytes((_CFA_DEF_CFA_OFFSET_SF,)) + sleb((value + 8) // _DATA_ALIGN))
+                for pc, value in zip(starts, values)]
+        rows += extra_rows
+        rows.sort(key=lambda row: row[0])   # stable: an extra row follows its pc's pcsp row
+        for pc, instructions in rows:
             delta = pc - address
             if delta:
                 if delta < 0x40:
@@ -235,9 +250,24 @@ class FrameTable:
                 else:
                     body += struct.pack("<BI", _CFA_ADVANCE_LOC4, delta)
                 address = pc
-            body.append(_CFA_DEF_CFA_OFFSET_SF)
-            body += sleb((value + 8) // _DATA_ALIGN)
+            body += instructions
         self._data += self._padded(body)
+
+    @staticmethod
+    def cfa_expression(expression: bytes, saved: Sequence[tuple[int, int]] = ()) -> bytes:
+        """Instructions: the CFA is the value of a DWARF expression, and each (register,
+        offset) of `saved` was saved at CFA + offset."""
+        out = bytes((_CFA_DEF_CFA_EXPRESSION,)) + uleb(len(expression)) + expression
+        for reg, offset in saved:
+            out += bytes((_CFA_OFFSET | reg,)) + uleb(offset // _DATA_ALIGN)
+        return out
+
+    @staticmethod
+    def cfa_at_sp(value: int, restored: Sequence[int] = ()) -> bytes:
+        """Instructions: back to CFA = rsp + value + 8 (Go's rule), the `restored` registers
+        back to their initial rule."""
+        return (bytes((_CFA_DEF_CFA,)) + uleb(_RSP) + uleb(value + 8)
+                + bytes(_CFA_RESTORE | reg for reg in restored))
 
     @property
     def data(self) -> bytes:

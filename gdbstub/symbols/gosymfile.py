@@ -14,7 +14,10 @@ module turns them into what the clients read:
                      inlined into it as DW_TAG_inlined_subroutine (so bt shows them)
     .debug_line      the pc-to-file and pc-to-line tables, one sequence per function, with
                      prologue_end where the frame set-up ends (gdb puts `break FUNC` there)
-    .debug_frame     the CFA from the pcsp tables, as Go's linker derives it
+    .debug_frame     the CFA from the pcsp tables, as Go's linker derives it; for
+                     runtime.asmcgocall's call into C, a CFA that leads back to the
+                     goroutine's stack (gocgo.asmcgocall_frame_rows)
+    .eh_frame        the program's own (its C code's frames, in a cgo program)
     .debug_abbrev, .debug_str, .debug_ranges
     .text            SHT_NOBITS at the program's address (nothing of the code is copied)
     notes            the program's GNU and Go build-id notes; without a GNU build id, a
@@ -47,6 +50,7 @@ from gdbstub.symbols.elf_writer import (
     SHT_SYMTAB, STB_GLOBAL, STT_FUNC, Section, StringTable, elf_symbols, write_elf,
 )
 from gdbstub.symbols.gobinary import GoBinary
+from gdbstub.symbols.gocgo import asmcgocall_frame_rows
 from gdbstub.symbols.gofuncfacts import Function, abi0_names, inline_tree, line_rows, package, prologue
 from gdbstub.symbols.gopclntab import FUNC_FLAG_ASM
 
@@ -228,6 +232,14 @@ class _Builder:
                 self._inlined(unit, fn, children, ix, origins)
                 unit.append(0)
 
+    def _stack_switch_rows(self, fn: Function) -> list[tuple[int, bytes]]:
+        """Rows that unwind runtime.asmcgocall's switch to the system stack (gocgo.py), so a
+        client's backtrace of a thread in a cgo call goes on into the goroutine's frames."""
+        if fn.func.name != "runtime.asmcgocall" or not fn.func.flag & FUNC_FLAG_ASM:
+            return []
+        code = self.binary.elf.read_static(fn.func.entry, fn.end - fn.func.entry)
+        return asmcgocall_frame_rows(code, fn.func.entry, fn.sp_starts[:-1], fn.sp_values)
+
     # --- ELF ---
 
     def build(self) -> SymbolFile:
@@ -242,7 +254,8 @@ class _Builder:
             self.compile_unit(cu, next_entries)
         for fn in fns:
             if fn.sp_values:
-                self.frame.fde(fn.func.entry, fn.end, fn.sp_starts[:-1], fn.sp_values)
+                self.frame.fde(fn.func.entry, fn.end, fn.sp_starts[:-1], fn.sp_values,
+                               self._stack_switch_rows(fn))
 
         elf = binary.elf
         sections: list[Section] = []
@@ -251,6 +264,13 @@ class _Builder:
             if s is not None and not s.nobits:
                 sections.append(Section(note, SHT_NOTE, SHF_ALLOC, s.addr,
                                         bytes(elf.buffer[s.offset:s.offset + s.size]), align=4))
+        eh_frame = elf.section(".eh_frame")
+        if eh_frame is not None and not eh_frame.nobits:
+            # The C code of a cgo program: once a client takes this file for the program's
+            # symbols, this is where it finds how to unwind those frames.
+            sections.append(Section(".eh_frame", SHT_PROGBITS, SHF_ALLOC, eh_frame.addr,
+                                    bytes(elf.buffer[eh_frame.offset:eh_frame.offset
+                                                     + eh_frame.size]), align=8))
         text = elf.section(".text")
         text_addr, text_size = (text.addr, text.size) if text is not None else \
             (pcln.text_start, pcln.text_end - pcln.text_start)
