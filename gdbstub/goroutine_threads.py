@@ -1,9 +1,9 @@
 """A Go program's goroutines as the client's threads (`--go-goroutines`, `monitor go threads on`).
 
 Every live goroutine is a thread whose id is GOROUTINE_TID_BASE + its goroutine id, the same at
-every stop. A goroutine running on a thread of its own stack (user code, a system call) is
-shown by that kernel thread, whose own id is then hidden: its registers, steps and stops are
-the kernel thread's. A parked goroutine has the registers the scheduler saved (pc, sp, bp; the
+every stop. A goroutine running on a thread of its own stack (user code, a system call), or in
+the C code of its cgo call (on the thread's system stack), is shown by that kernel thread,
+whose own id is then hidden: its registers, steps and stops are the kernel thread's. A parked goroutine has the registers the scheduler saved (pc, sp, bp; the
 rest read as zero) and cannot be stepped or written. Kernel threads that run no goroutine on
 its own stack (idle, the runtime's system stack, signal handlers) keep their kernel ids.
 

@@ -206,11 +206,16 @@ class GoView:
         return states
 
     def direct_goid(self, tid: int) -> int | None:
-        """The goroutine a stopped thread runs on that goroutine's own stack, or None."""
+        """The goroutine a stopped thread runs: on that goroutine's own stack, or the C code
+        of its cgo call (on the thread's system stack). None otherwise."""
         try:
             regs = _GPR.unpack(self.inferior.thread(tid).gpr())
             state = ThreadState(tid, regs[_RIP], regs[_RSP], regs[_RBP], regs[_FS_BASE])
-            return self.runtime.running_goid(state)
+            runtime = self.runtime
+            goid = runtime.running_goid(state)
+            if goid is None and self._func_name_at(state.pc) is None:
+                goid = runtime.cgo_call_goid(state)
+            return goid
         except (GoNotReady, GoRuntimeError, OSError, PtraceError, TargetError):
             return None
 

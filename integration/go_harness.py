@@ -315,6 +315,22 @@ _FRAME = re.compile(r"^(\S+)\(\.\.\.\) (\S+):(\d+)(?: \+0x[0-9a-f]+)?$")
 _CREATED = re.compile(r"^created by (\S+?)(?: in goroutine (\d+))? (\S+):(\d+)$")
 
 
+def gdb_pcs_into_asmcgocall(minor: str, twin: Path, bt: str) -> list[int]:
+    """The pcs of gdb's `bt` frames up to the return into runtime.asmcgocall (found by
+    address in the DWARF twin: a stripped build has no names), i.e. the C frames of a thread
+    inside a cgo call. An inlined frame shares its caller's pc and shows none. From Go 1.21
+    the linker's symbol for the assembly function is runtime.asmcgocall.abi0."""
+    table = nm(minor, twin)
+    asmcgocall = table.get("runtime.asmcgocall.abi0") or table["runtime.asmcgocall"]
+    pcs = []
+    for match in re.finditer(r"^#\d+\s+0x([0-9a-f]+) in ", bt, re.M):
+        pc = int(match.group(1), 16)
+        if asmcgocall.addr <= pc < asmcgocall.addr + asmcgocall.size:
+            return pcs
+        pcs.append(pc)
+    raise AssertionError(f"gdb's backtrace never reached runtime.asmcgocall:\n{bt}")
+
+
 def parse_backtrace(text: str) -> Backtrace:
     lines = text.splitlines()
     assert lines and re.fullmatch(r"goroutine \d+ \[.*\]:", lines[0]), text

@@ -43,6 +43,7 @@ from go_harness import (
     Listed,
     addr2line,
     entry_address,
+    gdb_pcs_into_asmcgocall,
     go_server,
     has_symbols,
     line_of,
@@ -269,19 +270,7 @@ def test_cgo_call_backtrace_joins_the_c_frames_gdb_unwinds(waiters_stop: Waiters
     where = f"{s.backtrace_texts[in_c.goid]}\nvs gdb:\n{s.cgo_thread_bt}"
     assert bt.c_frames and not bt.c_frames_cut, where
     assert [f for f, _, _ in bt.frames][:2] == ["main._Cfunc_csleep", "main.cgoSleeper"], where
-    # gdb's frames with their own pc (an inlined frame shares its caller's and shows none),
-    # up to the return into asmcgocall (found by address: a stripped build has no names).
-    # (from Go 1.21 the linker's symbol for the assembly function is runtime.asmcgocall.abi0).
-    table = nm(s.gobuild.minor, s.twin)
-    asmcgocall = table.get("runtime.asmcgocall.abi0") or table["runtime.asmcgocall"]
-    gdb_pcs = []
-    for match in re.finditer(r"^#\d+\s+0x([0-9a-f]+) in ", s.cgo_thread_bt, re.M):
-        pc = int(match.group(1), 16)
-        if asmcgocall.addr <= pc < asmcgocall.addr + asmcgocall.size:
-            break
-        gdb_pcs.append(pc)
-    else:
-        raise AssertionError(f"gdb's backtrace never reached runtime.asmcgocall:\n{where}")
+    gdb_pcs = gdb_pcs_into_asmcgocall(s.gobuild.minor, s.twin, s.cgo_thread_bt)
     assert [pc for _, _, pc in bt.c_frames] == gdb_pcs, where
     # The C function the goroutine called (unnamed in a stripped program), libc's sleep under it.
     names = [name for name, _, _ in bt.c_frames]

@@ -6,7 +6,9 @@ gdb and lldb, checked against the program's own goroutine dump, /proc and `go to
   reason>]`; the kernel threads that run no goroutine keep their ids; the stop is goroutine
   1's. A parked goroutine's thread has the scheduler's saved pc (in runtime.gopark, says
   addr2line) and gdb unwinds it with DWARF through the dump's frames; writing its registers and
-  stepping it are refused with a message, and the process is intact after.
+  stepping it are refused with a message, and the process is intact after. A goroutine inside
+  a cgo call is one thread, the kernel thread running the C code: gdb's backtrace of it has
+  the C frames `monitor goroutine N bt` prints; lldb's goes on into the dump's Go frames.
 - tests/goprograms/hoppers: its workers sleep every round, so the scheduler moves them between
   threads; `next` after `next` stays on the goroutine gdb stopped in (its `id` argument, the
   program's own value, does not change), and `monitor go threads on` takes effect at the next
@@ -36,6 +38,8 @@ from go_harness import (
     mi_connect,
     mi_stream,
     mi_threads,
+    gdb_pcs_into_asmcgocall,
+    parse_backtrace,
     parse_dump,
     parse_goroutines,
     rsp_client,
@@ -95,6 +99,8 @@ class Stop:
     worker_view: dict[str, str]    # what gdb shows on its thread, and what it refuses
     select_text: str               # `monitor goroutine N select`
     alive_after: bool              # the program still answers after the refusals
+    cgo_view: dict[str, str]       # cgo builds: the goroutine in a C call, its thread's `bt`
+                                   # and `monitor goroutine N bt`
 
 
 def _worker_view(mi: MiSession, threads: list[dict], goid: int) -> dict[str, str]:
@@ -139,9 +145,16 @@ def stop(gobuild: GoBuild, tmp_path_factory) -> Stop:
         select_text = mi_stream(mi, f"monitor goroutine {worker.goid} select")
         view = _worker_view(mi, threads, worker.goid)
         alive_after = parse_goroutines(mi_stream(mi, "monitor goroutines")).keys() == listed.keys()
+        cgo_view = {}
+        if gobuild.cgo:
+            in_c = next(goid for goid, g in listed.items() if g.start == "main.cgoSleeper")
+            [thread] = [t for t in threads if _tid_of(t) == BASE + in_c]
+            mi.command(f"-thread-select {thread['id']}")
+            cgo_view = {"goid": str(in_c), "bt": mi_stream(mi, "bt"),
+                        "monitor": mi_stream(mi, f"monitor goroutine {in_c} bt")}
         mi_stream(mi, "kill")
     return Stop(gobuild, pid, stopped, tasks, threads, listed, dump, worker, view, select_text,
-                alive_after)
+                alive_after, cgo_view)
 
 
 def test_every_goroutine_is_a_thread(stop: Stop):
@@ -204,6 +217,23 @@ def test_parked_goroutine_refuses_register_writes_and_steps(stop: Stop):
     # Nothing moved: the goroutine is where it was, the program as it was.
     assert _value(view["pc_after_step"]) == _value(view["pc"])
     assert stop.alive_after
+
+
+def test_a_goroutine_in_a_cgo_call_is_the_thread_running_the_c_code(stop: Stop):
+    if not stop.gobuild.cgo:
+        return
+    goid = int(stop.cgo_view["goid"])
+    kernel_tid = stop.listed[goid].tid
+    assert kernel_tid in stop.tasks
+    # One thread: the goroutine's id stands for the kernel thread, which is not listed apart.
+    assert kernel_tid not in {_tid_of(t) for t in stop.threads}
+    monitor = parse_backtrace(stop.cgo_view["monitor"])
+    assert monitor.c_frames and not monitor.c_frames_cut, stop.cgo_view["monitor"]
+    # gdb unwinds the thread's C frames itself (libc's and the program's CFI), at the pcs the
+    # server's unwinder found, and reaches runtime.asmcgocall.
+    pcs = gdb_pcs_into_asmcgocall(stop.gobuild.minor, stop.gobuild.twin(WAITERS),
+                                  stop.cgo_view["bt"])
+    assert pcs == [pc for _, _, pc in monitor.c_frames], stop.cgo_view
 
 
 def test_monitor_select_names_the_thread(stop: Stop):
@@ -300,7 +330,8 @@ def test_lldb_lists_goroutines_as_threads(gobuild: GoBuild, tmp_path):
     stop_here = entry_address(gobuild, WAITERS, "main.stopHere")
     with go_server(binary, env={"GOAWARE_DUMP": str(dump_path)}, options=GO_THREADS) as server:
         run = run_lldb_batch(server, binary, [
-            f"breakpoint set -a {stop_here:#x}", "c", "thread list", "kill"], timeout=120)
+            f"breakpoint set -a {stop_here:#x}", "c", "thread list", "thread backtrace all",
+            "kill"], timeout=120)
     assert not run.timed_out, run.raw
     raw = run.raw.replace("\r\n", "\n")
     listing = raw.split("(lldb) thread list\n", 1)[1].split("(lldb) ", 1)[0]
@@ -311,6 +342,17 @@ def test_lldb_lists_goroutines_as_threads(gobuild: GoBuild, tmp_path):
     for d in dump:
         assert BASE + d.goid in names, (d.goid, listing)
         assert f"name = 'g{d.goid} " in names[BASE + d.goid], names[BASE + d.goid]
+    if gobuild.cgo and not gobuild.stripped:
+        # The goroutine in a C call: lldb unwinds its thread from the C frames into the Go
+        # frames (through asmcgocall's frame pointer), which are the dump's.
+        [d] = [d for d in dump if d.frames and d.frames[-1][0] == "main.cgoSleeper"]
+        thread = raw.split("(lldb) thread backtrace all\n", 1)[1]
+        block = thread.split(f"name = 'g{d.goid} main.cgoSleeper'", 1)[1].split("thread #", 1)[0]
+        functions = [m.group(1) for m in re.finditer(r"frame #\d+: 0x[0-9a-f]+ \S+?`(\S+)", block)]
+        assert "runtime.asmcgocall.abi0" in functions, block
+        after = functions[functions.index("runtime.asmcgocall.abi0") + 1:]
+        assert [f.removesuffix(".abi0") for f in after if f != "runtime.cgocall"][:len(d.frames)] \
+            == [f for f, _, _ in d.frames], block
 
 
 # ---------------------------------------------------------------------------------------

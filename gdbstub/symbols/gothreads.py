@@ -10,7 +10,8 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
-from gdbstub.symbols.goruntime_types import Goroutine, RuntimeNotReady, ThreadState
+from gdbstub.symbols.goruntime_types import (G_SCAN, G_SYSCALL, Goroutine, RuntimeNotReady,
+                                             ThreadState)
 from gdbstub.symbols.gostack import StackWindow
 
 # Go's signal handler entry points, and the restorer its handler returns into.
@@ -51,6 +52,27 @@ class ThreadsAndMs:
         if g is None:
             return None
         return self._safe_u64(g + self.offsets["g_goid"]) or None
+
+    def cgo_call_goid(self, thread: ThreadState) -> int | None:
+        """The id of the goroutine whose cgo call a thread runs: the thread is on its g0 and
+        its M's current goroutine is in the system call state that runtime.cgocall enters.
+        None otherwise. The caller checks that the thread's pc is outside Go's code (else it
+        is the runtime on the system stack, around a system call). Read afresh: an M's
+        current goroutine changes between stops."""
+        g = self.current_g(thread.fs_base)
+        if g is None:
+            return None
+        o = self.offsets
+        m = self._safe_u64(g + o["g_m"])
+        if not m or self._safe_u64(g + o["g_goid"]) != 0:
+            return None
+        curg = self._safe_u64(m + o["m_curg"])
+        if not curg:
+            return None
+        status = self._safe_u64(curg + o["g_atomicstatus"])
+        if status is None or status & 0xFFFFFFFF & ~G_SCAN != G_SYSCALL:
+            return None
+        return self._safe_u64(curg + o["g_goid"]) or None
 
     def thread_goroutine(self, thread: ThreadState) -> tuple[int, bool] | None:
         """(user g address, thread is on the system stack) for a thread, or None."""
