@@ -23,6 +23,7 @@ class Programs:
     crash: Path
     signals: Path
     threads: Path
+    sleeper: Path        # sleeps in outer() -> inner() -> sleep()
 
     @classmethod
     def in_dir(cls, build: Path) -> Programs:

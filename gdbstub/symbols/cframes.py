@@ -78,7 +78,11 @@ class ObjectFrames:
         start, _, fde = self._fdes[i]
         rows = self._rows.get(start)
         if rows is None:
-            rows = self._rows[start] = fde.get_decoded().table
+            try:
+                rows = fde.get_decoded().table
+            except Exception:  # noqa: BLE001 - an entry pyelftools cannot decode: no row
+                rows = []
+            self._rows[start] = rows
         found = None
         for row in rows:
             if row["pc"] > link:
@@ -126,7 +130,7 @@ class MappedObjects:
                 if key not in self._by_key:
                     try:
                         self._by_key[key] = ObjectFrames(ElfFile(path), bias)
-                    except (OSError, ValueError):
+                    except Exception:  # noqa: BLE001 - any file, any damage: no CFI from it
                         self._by_key[key] = None
                 return path, self._by_key[key]
         return None
