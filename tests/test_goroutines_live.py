@@ -278,16 +278,7 @@ def test_cgo_call_joins_its_c_frames_to_the_goroutine(frozen):
     the Go frames unwound from there are Go's own dump of it. Goroutines whose thread runs Go
     code (a raw read(2), the spinner) have no C frames."""
     f = frozen
-    objects = MappedObjects()
-    objects.update(parse_proc_maps(Path(f"/proc/{f.process.pid}/maps").read_text()))
-
-    def name_at(pc: int) -> str | None:
-        func = f.binary.func_at(pc - f.bias)
-        return func.name if func is not None else None
-
-    calls = {g.goid: cgo_call(g, f.process.gprs[g.thread_id], f.process.read_memory, objects,
-                              name_at)
-             for g in f.goroutines.values() if g.thread_id in f.process.gprs}
+    calls = _cgo_calls(f)
     in_c = [g for g in f.goroutines.values() if g.start_function == "main.cgoSleeper"]
     assert len(in_c) == f.cgo
     for g in in_c:
@@ -295,7 +286,7 @@ def test_cgo_call_joins_its_c_frames_to_the_goroutine(frozen):
         assert call is not None and call.joined, call
         assert call.frames[0].pc == f.process.gprs[g.thread_id][16]
         assert "sleep" in [c.function for c in call.frames]
-        assert name_at(call.go_pc) == "runtime.cgocall"
+        assert f.binary.func_at(call.go_pc - f.bias).name == "runtime.cgocall"
         frames = tb.visible_frames(f.runtime.unwind(call.go_pc, call.go_sp),
                                    f.runtime.wrapper_func_id)
         d = next(d for d in f.dump if d.goid == g.goid)
@@ -312,15 +303,8 @@ def test_symbol_file_unwinds_asmcgocall_as_the_server_does(frozen):
     f = frozen
     if not f.cgo:
         return
-    objects = MappedObjects()
-    objects.update(parse_proc_maps(Path(f"/proc/{f.process.pid}/maps").read_text()))
     g = next(g for g in f.goroutines.values() if g.start_function == "main.cgoSleeper")
-
-    def name_at(pc: int) -> str | None:
-        func = f.binary.func_at(pc - f.bias)
-        return func.name if func is not None else None
-
-    call = cgo_call(g, f.process.gprs[g.thread_id], f.process.read_memory, objects, name_at)
+    call = _cgo_calls(f)[g.goid]
     assert call is not None and call.joined
     cfi = _debug_frame(build_symbol_file(f.binary).data)
     # A caller's row is looked up at its return address - 1 (inside the call).
@@ -329,6 +313,20 @@ def test_symbol_file_unwinds_asmcgocall_as_the_server_does(frozen):
     assert cfa == call.go_sp
     ra = struct.unpack("<Q", f.process.read_memory(cfa + ra_rule.arg, 8))[0]
     assert ra == call.go_pc
+
+
+def _cgo_calls(f: Frozen) -> dict:
+    """goid -> gocgo.cgo_call of every goroutine that has a thread, on the frozen process."""
+    objects = MappedObjects()
+    objects.update(parse_proc_maps(Path(f"/proc/{f.process.pid}/maps").read_text()))
+
+    def name_at(pc: int) -> str | None:
+        func = f.binary.func_at(pc - f.bias)
+        return func.name if func is not None else None
+
+    return {g.goid: cgo_call(g, f.process.gprs[g.thread_id], f.process.read_memory, objects,
+                             name_at)
+            for g in f.goroutines.values() if g.thread_id in f.process.gprs}
 
 
 def _debug_frame(elf_data: bytes) -> list:

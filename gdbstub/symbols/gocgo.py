@@ -2,15 +2,15 @@
 
 runtime.cgocall enters the system call state (g.syscallpc/sp name its Go frames) and calls
 runtime.asmcgocall, which switches the thread to its g0 stack and calls the C function (from
-Go 1.22 through runtime.asmcgocall_landingpad). Before the call it stores two words on the g0
-stack: the goroutine's g, and the depth of the goroutine's stack pointer below g.stack.hi
-(the stack may move during a callback, so not the pointer itself). The words sit at 40/48
-above the C function's CFA in Go 1.19-1.21 and at 0/8 above asmcgocall's own stack pointer
-from 1.22 on; they are found here by value (the g the thread is running), not by release.
+Go 1.22 through runtime.asmcgocall_landingpad, which jumps to it: the C function returns into
+asmcgocall either way). Before the call it stores two words on the g0 stack: the goroutine's
+g, and the depth of the goroutine's stack pointer below g.stack.hi (the stack may move during
+a callback, so not the pointer itself). Above the stack pointer the C function returns with,
+the words sit at 40/48 in Go 1.19-1.21 and at 0/8 from 1.22 on; they are found here by value
+(the g the thread is running), not by release.
 
 The C frames are unwound from the thread's registers with the objects' CFI (cframes.py) up to
-the first pc in Go's text. The join holds when that pc is in asmcgocall or its landing pad, the
-g word there is this goroutine, and the depth leads to a return address in Go's text on the
+the first pc in Go's text. The join holds when that pc is in asmcgocall, the g word there is this goroutine, and the depth leads to a return address in Go's text on the
 goroutine's stack: then the C frames belong to this goroutine's call, and its Go frames follow.
 """
 
@@ -26,7 +26,6 @@ from gdbstub.symbols import dwarf_writer as dw
 from gdbstub.symbols.cframes import RA, RBP, RSP, CFrame, MappedObjects, unwind_c_frames
 from gdbstub.symbols.goruntime_types import G_SYSCALL, Goroutine
 
-CGO_CALL_FUNCTIONS = frozenset({"runtime.asmcgocall", "runtime.asmcgocall_landingpad"})
 _SLOT_WINDOW = 64   # bytes above the stack pointer searched for the saved g
 
 
@@ -49,7 +48,7 @@ def cgo_call(g: Goroutine, regs: dict[int, int], read_memory: Callable[[int, int
         return None     # not in a call out of Go, or the thread runs Go code
     frames, at_go = unwind_c_frames(regs, read_memory, objects,
                                     lambda pc: func_name_at(pc) is not None)
-    if at_go is None or func_name_at(at_go[RA]) not in CGO_CALL_FUNCTIONS:
+    if at_go is None or func_name_at(at_go[RA]) != "runtime.asmcgocall":
         return CgoCall(frames, False)
     resumed = _goroutine_stack_resume(g, at_go[RSP], at_go.get(RBP), read_memory)
     if resumed is None or func_name_at(resumed[0]) is None:
@@ -61,7 +60,7 @@ def _goroutine_stack_resume(g: Goroutine, sp: int, bp: int | None,
                             read_memory: Callable[[int, int], bytes]) -> tuple[int, int] | None:
     """(return address into asmcgocall's caller, goroutine sp above it) from the words
     asmcgocall saved on the g0 stack at or above sp. Where the assembler gave asmcgocall a
-    frame pointer (Go 1.23 on), the saved depth leads to the pushed BP, and BP (kept by the
+    frame pointer (Go 1.21 on), the saved depth leads to the pushed BP, and BP (kept by the
     C code, which must preserve it) still points there: the return address is above it."""
     try:
         window = read_memory(sp, _SLOT_WINDOW)

@@ -264,13 +264,12 @@ class _Builder:
             if s is not None and not s.nobits:
                 sections.append(Section(note, SHT_NOTE, SHF_ALLOC, s.addr,
                                         bytes(elf.buffer[s.offset:s.offset + s.size]), align=4))
-        eh_frame = elf.section(".eh_frame")
-        if eh_frame is not None and not eh_frame.nobits:
+        eh_frame = elf.section_data(".eh_frame")
+        if eh_frame:
             # The C code of a cgo program: once a client takes this file for the program's
             # symbols, this is where it finds how to unwind those frames.
-            sections.append(Section(".eh_frame", SHT_PROGBITS, SHF_ALLOC, eh_frame.addr,
-                                    bytes(elf.buffer[eh_frame.offset:eh_frame.offset
-                                                     + eh_frame.size]), align=8))
+            sections.append(Section(".eh_frame", SHT_PROGBITS, SHF_ALLOC,
+                                    elf.section(".eh_frame").addr, bytes(eh_frame), align=8))
         text = elf.section(".text")
         text_addr, text_size = (text.addr, text.size) if text is not None else \
             (pcln.text_start, pcln.text_end - pcln.text_start)
