@@ -3,7 +3,8 @@
 usage: python bench/profile_server.py WORKLOAD [--count N] [--top N] [--output FILE]
                                          [--pyinstrument PYTHON]
 
-WORKLOAD is one of: steps, breakpoints, bulk-m, bulk-x, round-trips-m, round-trips-g. The server
+WORKLOAD is one of: steps, breakpoints, bulk-m, bulk-x, bulk-X (writes), round-trips-m,
+round-trips-g. The server
 runs as ``python -m cProfile -o FILE -m gdbstub --once ...``; the client kills the process at the
 end, so the server exits normally and cProfile writes its file, of which the top functions by
 internal and by cumulative time are printed.
@@ -28,8 +29,9 @@ import servers  # first: it puts the repository root on sys.path, for tests.rsp_
 import target_program
 from tests.rsp_client import parse_stop_reply
 
-WORKLOADS = ("steps", "breakpoints", "bulk-m", "bulk-x", "round-trips-m", "round-trips-g")
-DEFAULT_COUNTS = {"steps": 5000, "breakpoints": 2000, "bulk-m": 64, "bulk-x": 64,
+WORKLOADS = ("steps", "breakpoints", "bulk-m", "bulk-x", "bulk-X", "round-trips-m",
+             "round-trips-g")
+DEFAULT_COUNTS = {"steps": 5000, "breakpoints": 2000, "bulk-m": 64, "bulk-x": 64, "bulk-X": 64,
                   "round-trips-m": 5000, "round-trips-g": 5000}
 
 
@@ -68,6 +70,10 @@ def drive(spec: servers.ServerSpec, workload: str, count: int) -> str:
             elif workload == "breakpoints":
                 rate = measurements.breakpoint_hits(client, stop.thread, target.symbols["bench_tick"], count)
                 result = f"{rate:,.0f} hits/s"
+            elif workload == "bulk-X":
+                sizes = measurements.Sizes(mib=mib, round_trips=0, steps=0, breakpoint_hits=0)
+                rate = measurements.bulk_write(client, target, sizes, packet_size)
+                result = f"{rate:,.1f} MB/s"
             elif workload.startswith("bulk"):
                 binary = workload == "bulk-x"
                 buffer = measurements.read_u64(client, target.symbols["bench_buffer"])
