@@ -307,10 +307,12 @@ class Backtrace:
     parent_goid: int | None = None
     unavailable: bool = False
     c_frames: list[tuple[str | None, str, int]] = field(default_factory=list)  # (symbol, object, pc)
+    c_lines: list[tuple[str, int] | None] = field(default_factory=list)  # each C frame's file:line
     c_frames_cut: bool = False      # the C frames did not lead back to the goroutine's stack
 
 
-_C_FRAME = re.compile(r"^(?:(\S+)\+0x[0-9a-f]+|\?\?) \[C\] (\S+) pc=(0x[0-9a-f]+)$")
+_C_FRAME = re.compile(
+    r"^(?:(\S+)\+0x[0-9a-f]+|\?\?) \[C\] (\S+) pc=(0x[0-9a-f]+)(?: (\S+):(\d+))?$")
 _FRAME = re.compile(r"^(\S+)\(\.\.\.\) (\S+):(\d+)(?: \+0x[0-9a-f]+)?$")
 _CREATED = re.compile(r"^created by (\S+?)(?: in goroutine (\d+))? (\S+):(\d+)$")
 
@@ -339,6 +341,8 @@ def parse_backtrace(text: str) -> Backtrace:
         if (c_frame := _C_FRAME.match(line)) is not None:
             assert not bt.frames and not bt.c_frames_cut, f"a C frame after Go frames: {text}"
             bt.c_frames.append((c_frame.group(1), c_frame.group(2), int(c_frame.group(3), 16)))
+            bt.c_lines.append((c_frame.group(4), int(c_frame.group(5))) if c_frame.group(4)
+                              else None)
         elif line.startswith("(C frames end here"):
             bt.c_frames_cut = True
         elif (frame := _FRAME.match(line)) is not None:

@@ -276,9 +276,15 @@ def test_cgo_call_backtrace_joins_the_c_frames_gdb_unwinds(waiters_stop: Waiters
     names = [name for name, _, _ in bt.c_frames]
     assert "sleep" in names, where
     if s.gobuild.stripped:
-        assert names[-1] is None, where
+        assert names[-1] is None and bt.c_lines[-1] is None, where
     else:
         assert names[-1].startswith("_cgo_") and names[-1].endswith("_Cfunc_csleep"), where
+        # Its file:line, from the program's DWARF, is gdb's for that pc (the call to sleep in
+        # csleep, which gdb shows as a frame inlined there).
+        gdb_line = re.search(r"^#\d+\s+0x0*%x in \S+ \(.*\) at (\S+):(\d+)$" % bt.c_frames[-1][2],
+                             s.cgo_thread_bt, re.M)
+        assert gdb_line is not None, where
+        assert bt.c_lines[-1] == (gdb_line.group(1), int(gdb_line.group(2))), where
     others = [b for goid, b in s.backtraces.items() if goid != in_c.goid]
     assert all(not b.c_frames and not b.c_frames_cut for b in others)
 

@@ -17,7 +17,7 @@ import pytest
 from ptrace.binding import ptrace_attach, ptrace_detach, ptrace_getregs
 
 from gdbstub.symbols.cframes import RA, RBP, RSP, MappedObjects, unwind_c_frames
-from gdbstub.symbols.elf_file import parse_proc_maps
+from gdbstub.symbols.elf_file import ElfFile, parse_proc_maps
 
 _WALL = 0x40000000
 _DWARF_GPRS = "rax rdx rcx rbx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip".split()
@@ -74,6 +74,19 @@ def test_unwinds_from_libc_into_the_programs_calls(sleeping, programs):
     # address inside its function (an offset past its entry).
     assert ours[:3] == ["inner", "outer", "main"], names
     assert all(f.offset > 0 for f in frames[1:] if f.object == str(programs.sleeper))
+    # Each of the program's frames is at the line of its call, in the source (built with -g):
+    # inner calls sleep, outer calls inner, main calls outer.
+    source = programs.source("sleeper.c")
+    lines = source.read_text().splitlines()
+    for f in frames:
+        if f.object == str(programs.sleeper) and f.function in ("inner", "outer", "main"):
+            assert f.line is not None and f.line[0] == str(source), f
+            called = {"inner": "sleep(1000);", "outer": "inner();", "main": "outer();"}
+            assert lines[f.line[1] - 1].strip() == called[f.function], f
+    # An object without line tables gives none (Debian's libc keeps its debug info in a
+    # separate file, which is not read).
+    if ElfFile(frames[0].object).section(".debug_line") is None:
+        assert frames[0].line is None
     assert "sleep" in names[:names.index("inner")], names
     # main returns into libc's start-up code; the walk ends there (no return address).
     below_main = frames[names.index("main") + 1:]

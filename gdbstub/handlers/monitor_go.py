@@ -93,7 +93,7 @@ def goroutine_backtrace(session, text: str) -> str:
 
 def _cgo_lines(go, g) -> list[str]:
     """The C frames of a goroutine inside a cgo call, one per line before its Go frames:
-    `symbol+0xoff [C] object pc=0x...`."""
+    `symbol+0xoff [C] object pc=0x...`, then `file:line` where the object's DWARF has it."""
     from ..symbols.cframes import object_name
 
     call = go.cgo_call(g)
@@ -102,7 +102,8 @@ def _cgo_lines(go, g) -> list[str]:
     lines = []
     for f in call.frames:
         where = f"{f.function}+{f.offset:#x}" if f.function else "??"
-        lines.append(f"{where} [C] {object_name(f.object)} pc={f.pc:#x}")
+        line = f" {f.line[0]}:{f.line[1]}" if f.line else ""
+        lines.append(f"{where} [C] {object_name(f.object)} pc={f.pc:#x}{line}")
     if not call.joined:
         lines.append("(C frames end here: they could not be followed back to the "
                      "goroutine's stack)")

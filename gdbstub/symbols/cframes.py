@@ -35,6 +35,7 @@ class CFrame:
     function: str | None    # the ELF symbol containing pc, if any
     offset: int             # pc - the symbol's address (0 when unknown)
     object: str             # path of the mapped file holding pc ("" when none)
+    line: tuple[str, int] | None = None   # file:line of the call (or of pc, innermost)
 
 
 class ObjectFrames:
@@ -43,6 +44,8 @@ class ObjectFrames:
     def __init__(self, elf: ElfFile, bias: int) -> None:
         self.path = elf.path
         self.bias = bias
+        self._elf = elf
+        self._lines: LineTable | None = None
         self._starts: list[int] = []
         self._fdes: list[tuple[int, int, FDE]] = []   # (start, end, fde), link addresses
         self._rows: dict[int, list[dict]] = {}
@@ -90,6 +93,16 @@ class ObjectFrames:
             found = row
         return found
 
+    def line_at(self, pc: int) -> tuple[str, int] | None:
+        """file:line at a runtime pc, from the object's DWARF (None without it)."""
+        if self._lines is None:
+            dwarf = self._elf.dwarf_info()
+            self._lines = LineTable(dwarf) if dwarf is not None else _NO_LINES
+        try:
+            return self._lines.line_at(pc - self.bias)
+        except Exception:  # noqa: BLE001 - DWARF pyelftools cannot decode: no line
+            return None
+
     def symbolize(self, pc: int) -> tuple[str, int] | None:
         link = pc - self.bias
         i = bisect.bisect_right(self._symbol_starts, link) - 1
@@ -99,6 +112,75 @@ class ObjectFrames:
         if size and link >= value + size:
             return None
         return name, link - value
+
+
+class LineTable:
+    """file:line of link addresses from an object's DWARF line programs (pyelftools), found
+    through .debug_aranges: what a program's own C code built with -g has. Each compile
+    unit's program is decoded once, on first use."""
+
+    def __init__(self, dwarf) -> None:
+        self._dwarf = dwarf
+        self._aranges = dwarf.get_aranges()
+        self._units: dict[int, tuple[list[int], list[tuple[int, str | None, int]]]] = {}
+
+    def line_at(self, link: int) -> tuple[str, int] | None:
+        if self._aranges is None:
+            return None
+        offset = self._aranges.cu_offset_at_addr(link)
+        if offset is None:
+            return None
+        unit = self._units.get(offset)
+        if unit is None:
+            unit = self._units[offset] = self._decode(offset)
+        starts, rows = unit
+        i = bisect.bisect_right(starts, link) - 1
+        if i < 0 or rows[i][1] is None:      # before the unit's code, or past a sequence end
+            return None
+        return rows[i][1], rows[i][2]
+
+    def _decode(self, offset: int):
+        cu = self._dwarf.get_CU_at(offset)
+        program = self._dwarf.line_program_for_CU(cu)
+        rows: list[tuple[int, str | None, int]] = []
+        if program is not None:
+            names = _file_names(program, cu)
+            for entry in program.get_entries():
+                state = entry.state
+                if state is None:
+                    continue
+                name = None if state.end_sequence else names.get(state.file)
+                rows.append((state.address, name, state.line))
+        # A sequence's end and the next one's start may share an address: the start wins.
+        rows.sort(key=lambda row: (row[0], row[1] is not None))
+        return [row[0] for row in rows], rows
+
+
+def _file_names(program, cu) -> dict[int, str]:
+    """The line program's file index -> path (DWARF 5 counts from 0, earlier versions from 1,
+    where directory 0 is the unit's own)."""
+    version = program.header.version
+    top = cu.get_top_DIE().attributes.get("DW_AT_comp_dir")
+    comp_dir = top.value.decode(errors="replace") if top is not None else ""
+    dirs = [d.decode(errors="replace") for d in program["include_directory"]]
+    out = {}
+    for i, entry in enumerate(program["file_entry"]):
+        name = entry.name.decode(errors="replace")
+        if version >= 5:
+            index, directory = i, dirs[entry.dir_index] if entry.dir_index < len(dirs) else ""
+        else:
+            index = i + 1
+            directory = dirs[entry.dir_index - 1] if 0 < entry.dir_index <= len(dirs) else comp_dir
+        out[index] = name if name.startswith("/") else os.path.join(directory, name)
+    return out
+
+
+class _NoLines:
+    def line_at(self, link: int) -> None:
+        return None
+
+
+_NO_LINES = _NoLines()
 
 
 class MappedObjects:
@@ -164,13 +246,14 @@ def unwind_c_frames(regs: dict[int, int], read_memory: Callable[[int, int], byte
             return frames, regs
         found = objects.object_at(pc)
         obj = found[1] if found else None
+        # A return address is just past its call: the call's own rows are one byte earlier.
+        at = pc if innermost else pc - 1
         named = obj.symbolize(pc) if obj else None
         frames.append(CFrame(pc, named[0] if named else None, named[1] if named else 0,
-                             found[0] if found else ""))
+                             found[0] if found else "", obj.line_at(at) if obj else None))
         if obj is None:
             return frames, None
-        # A return address is just past its call: the call's own row is one byte earlier.
-        row = obj.row_at(pc if innermost else pc - 1)
+        row = obj.row_at(at)
         if row is None:
             return frames, None
         caller = _caller_registers(row, regs, read_memory)

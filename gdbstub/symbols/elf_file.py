@@ -18,6 +18,7 @@ API:
         .addr_to_offset(addr) / .offset_to_addr(offset) -> int | None
         .symbol(name) -> Symbol | None               .has_symtab
         .function_symbols() -> [(name, addr, size)]  (functions of .symtab and .dynsym)
+        .dwarf_info() -> pyelftools DWARFInfo | None
         .build_id() -> str | None                    (GNU build id, hex)
         .go_build_id() -> str | None                 (.note.go.buildid)
         .load_bias_from_entry(at_entry) -> int
@@ -189,6 +190,10 @@ class ElfFile:
         if self._dynamic_symbols is None:
             self._dynamic_symbols = self._load_symbols(".dynsym")
         return self._dynamic_symbols.get(name)
+
+    def dwarf_info(self):
+        """pyelftools' DWARFInfo of the file, or None when it has no DWARF."""
+        return self._elf.get_dwarf_info() if self._elf.has_dwarf_info() else None
 
     def function_symbols(self) -> list[tuple[str, int, int]]:
         """(name, link address, size) of every defined function in .symtab and .dynsym (a
