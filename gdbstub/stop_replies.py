@@ -78,36 +78,25 @@ def stop_reply(session, event: StopEvent) -> bytes:
 
 
 def _gdb_stop_reply(session, event: StopEvent) -> bytes:
-    state = session.state
+    """`Txx` with the event's own key, the expedited registers, `thread:` and `core:`.
+
+    Written for the stop at the end of every single step and breakpoint hit: one look at the
+    kind, the registers as slices of one hex string, no per-register decoding."""
     inferior = session.processes.get(event.pid) or session.inferior
-    pairs: list[tuple[bytes, bytes]] = []
-    if event.kind == StopKind.BREAKPOINT:
-        if state.swbreak and not event.pc_after_int3:
-            pairs.append((b"swbreak", b""))
-    elif event.kind == StopKind.THREAD_CREATED:
-        pairs.append((b"create", b""))
-    elif event.kind in _FORK_KEYS and event.child_pid is not None:
-        pairs.append((_FORK_KEYS[event.kind], session.format_thread(event.child_pid, event.child_pid)))
-    elif event.kind == StopKind.VFORK_DONE:
-        pairs.append((b"vforkdone", b""))
-    elif event.kind in _SYSCALL_KEYS and event.syscall is not None:
-        pairs.append((_SYSCALL_KEYS[event.kind], b"%x" % event.syscall))
-    elif event.kind == StopKind.EXECED and event.exec_path is not None:
-        pairs.append((b"exec", event.exec_path.encode(errors="surrogateescape").hex().encode()))
-    elif event.kind == StopKind.HW_BREAKPOINT and state.hwbreak:
-        pairs.append((b"hwbreak", b""))
-    elif event.kind == StopKind.WATCHPOINT and event.watch_addr is not None:
-        pairs.append(((event.watch_type or "watch").encode(), b"%x" % event.watch_addr))
-    thread = inferior.threads.get(event.tid) if inferior.has_thread(event.tid) else None
+    kind = event.kind
+    pairs = [] if kind is StopKind.STEP or kind is StopKind.SIGNAL else _event_pairs(session, event)
+    thread = inferior.threads.get(event.tid)
+    if thread is not None and thread.zombie:
+        thread = None
     if thread is not None and not thread.running and inferior.unsupported is None:
         # (A thread that could not stop has no registers; a 32-bit program's are not shown.)
-        plan = _expedite_plan(session.table)
+        table = session.table
+        plan = _expedite_plan(table)
         if plan is not None:
-            gpr = thread.gpr()
+            text = thread.gpr().hex().encode()
             for key, start, end in plan:
-                pairs.append((key, gpr[start:end].hex().encode()))
+                pairs.append((key, text[2 * start:2 * end]))
         else:
-            table = session.table
             values = table.read_registers(inferior.registers(event.tid), table.expedite)
             for regnum, value in zip(table.expedite, values):
                 pairs.append((b"%02x" % regnum, value.hex().encode()))
@@ -115,10 +104,34 @@ def _gdb_stop_reply(session, event: StopEvent) -> bytes:
     pairs.append((b"thread", session.format_thread(client_tid, event.pid or None)))
     if thread is not None:
         # The CPU the thread last ran on, as gdbserver sends it (MI's *stopped shows it).
-        _, core = procfs.thread_name_and_core(inferior.pid, event.tid, keep_open=True)
+        core = procfs.thread_core(inferior.pid, event.tid)
         if core is not None:
             pairs.append((b"core", b"%x" % core))
     return replies.stop_reply(session.profile.signal_to_client(event_signal(session, event)), pairs)
+
+
+def _event_pairs(session, event: StopEvent) -> list[tuple[bytes, bytes]]:
+    """The key naming what the stop is (`swbreak`, `fork`, `watch`...), when it has one."""
+    state = session.state
+    kind = event.kind
+    if kind == StopKind.BREAKPOINT:
+        if state.swbreak and not event.pc_after_int3:
+            return [(b"swbreak", b"")]
+    elif kind == StopKind.THREAD_CREATED:
+        return [(b"create", b"")]
+    elif kind in _FORK_KEYS and event.child_pid is not None:
+        return [(_FORK_KEYS[kind], session.format_thread(event.child_pid, event.child_pid))]
+    elif kind == StopKind.VFORK_DONE:
+        return [(b"vforkdone", b"")]
+    elif kind in _SYSCALL_KEYS and event.syscall is not None:
+        return [(_SYSCALL_KEYS[kind], b"%x" % event.syscall)]
+    elif kind == StopKind.EXECED and event.exec_path is not None:
+        return [(b"exec", event.exec_path.encode(errors="surrogateescape").hex().encode())]
+    elif kind == StopKind.HW_BREAKPOINT and state.hwbreak:
+        return [(b"hwbreak", b"")]
+    elif kind == StopKind.WATCHPOINT and event.watch_addr is not None:
+        return [((event.watch_type or "watch").encode(), b"%x" % event.watch_addr)]
+    return []
 
 
 _PLANS: dict[int, list[tuple[bytes, int, int]] | None] = {}

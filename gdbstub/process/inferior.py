@@ -14,12 +14,11 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterable
 
-import trio
-
 from . import procfs
 from . import ptrace_calls as pt
 from .allstop import SPINS, AllStop, log
 from .breakpoints import Check, SoftwareBreakpoints
+from .changes import Changes
 from .debugregs import DebugRegisters
 from .ending import Ending
 from .events import StopEvent, StopKind
@@ -63,7 +62,7 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
         self.exit_reported = False
         self.last_event: StopEvent | None = StopEvent(StopKind.INITIAL, self.pid, signal.SIGTRAP)
         self._orphans: dict[int, list[int]] = {}
-        self._changed = trio.Event()
+        self._changed = Changes()
         self._interrupt_requested = False
         # Every thread is to stay stopped until the next resume (a stop_all was asked for:
         # another process's event, a detach): the stops it brings are not stray ones.
@@ -308,12 +307,13 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
             if report_no_resumed and not self.is_running():
                 return StopEvent(StopKind.NO_RESUMED, self.pid, pid=self.pid)
             return None
-        self._interrupt_running_threads()
-        self._spin_until(self._all_stopped, self._spins_for_stop(spins))
-        if self.exit_event is not None:
-            return self._report_end()
-        if not self._all_stopped():
-            return None
+        if self.is_running():  # (not after a single-threaded step: nothing is left to stop)
+            self._interrupt_running_threads()
+            self._spin_until(self._all_stopped, self._spins_for_stop(spins))
+            if self.exit_event is not None:
+                return self._report_end()
+            if not self._all_stopped():
+                return None
         event = self._pick_event(list(prefer))
         self._interrupt_requested = False
         self.last_event = event

@@ -17,6 +17,7 @@ from .events import StopEvent, StopKind
 from .inferior import Inferior, TargetError
 from .launch import Started
 from .run_settings import RunSettings
+from .changes import Changes
 from .tracer import Tracer
 
 
@@ -27,7 +28,7 @@ class ProcessSet:
         self.tracer = Tracer(self._processes)
         # The process the client works on when it names none: the one added last.
         self.current: Inferior | None = None
-        self._changed = trio.Event()
+        self._changed = Changes()
         self._non_stop = False
         # What a 0x03 stops first: the process launched or attached to last (gdbserver's
         # signal_pid), whatever has been reported since; fork children do not count.
@@ -133,8 +134,7 @@ class ProcessSet:
 
     # -- all-stop over every process -------------------------------------------------------
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        self._changed.notify()
 
     def request_interrupt(self) -> None:
         """The client's 0x03: one running process is asked to stop; the others stop with it."""

@@ -64,13 +64,12 @@ def _read_stat(pid: int, tid: int, keep_open: bool) -> bytes | None:
     return data
 
 
-def thread_name_and_core(pid: int, tid: int, keep_open: bool = False) -> tuple[str | None, int | None]:
-    """The thread's name (as in comm) and the CPU it last ran on, from one read of its stat;
-    `keep_open` keeps the file open for the next call (see _STAT_FDS).
+def thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
+    """The thread's name (as in comm) and the CPU it last ran on, from one read of its stat.
 
     Plain os calls: thread lists read this for every thread at every stop, and the buffered
     file object costs more than the system calls."""
-    data = _read_stat(pid, tid, keep_open)
+    data = _read_stat(pid, tid, keep_open=False)
     if data is None:
         return None, None
     close = data.rfind(b")")
@@ -80,6 +79,18 @@ def thread_name_and_core(pid: int, tid: int, keep_open: bool = False) -> tuple[s
         return name, int(fields[36])
     except (IndexError, ValueError):
         return name, None
+
+
+def thread_core(pid: int, tid: int) -> int | None:
+    """The CPU a thread last ran on, for a stop reply's `core:`: its stat file stays open
+    (one pread a stop), and only the fields up to the core are split."""
+    data = _read_stat(pid, tid, keep_open=True)
+    if data is None:
+        return None
+    try:
+        return int(data[data.rfind(b")") + 2:].split(None, 37)[36])
+    except (IndexError, ValueError):
+        return None
 
 
 def task_state(pid: int, tid: int) -> str | None:

@@ -147,10 +147,12 @@ class SigInfo:
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
-        self.signo, self.errno, self.code = struct.unpack_from("<iii", raw, 0)
+        self.signo, self.errno, self.code, self.addr = _SIGINFO_HEAD.unpack_from(raw)
         # si_pid for kill/tkill senders; si_addr for faults: both at offset 16.
-        self.pid = struct.unpack_from("<i", raw, 16)[0]
-        self.addr = struct.unpack_from("<Q", raw, 16)[0]
+        self.pid = ((self.addr & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
+
+
+_SIGINFO_HEAD = struct.Struct("<iii4xQ")
 
 
 _siginfo_buf = ctypes.create_string_buffer(128)
@@ -184,9 +186,16 @@ def get_regs(tid: int) -> bytes:
     return _gpr_buf.raw
 
 
+_gpr_set_buf = ctypes.create_string_buffer(GPR_SIZE)
+_gpr_set_addr = ctypes.addressof(_gpr_set_buf)
+
+
 def set_regs(tid: int, data: bytes) -> None:
-    buf = ctypes.create_string_buffer(bytes(data), GPR_SIZE)
-    _call(_pt.PTRACE_SETREGS, tid, 0, ctypes.addressof(buf))
+    """Every breakpoint hit writes the rewound PC back: through one buffer kept for it."""
+    if len(data) != GPR_SIZE:
+        raise ValueError(f"general registers are {GPR_SIZE} bytes, not {len(data)}")
+    ctypes.memmove(_gpr_set_addr, bytes(data), GPR_SIZE)
+    _fast(_pt.PTRACE_SETREGS, tid, 0, _gpr_set_addr)
 
 
 def get_fpregs(tid: int) -> bytes:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import signal
 
-import trio
-
 from . import procfs
 from . import ptrace_calls as pt
 from .breakpoints import SoftwareBreakpoints
@@ -77,8 +75,7 @@ class StatusHandling:
         return True
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        self._changed.notify()
         if self.on_change is not None:
             self.on_change()
 
