@@ -234,6 +234,12 @@ class Session(ThreadIds):
             await self.send(replies.error(0x01, f"packet too long ({event.length} bytes)",
                                           self.state.error_strings))
 
+    def stop_acks(self) -> None:
+        """No-ack mode from now on: no `+`/`-`, and packets are taken whatever their checksum
+        (nobody would resend them), so they are not summed."""
+        self.state.no_ack = True
+        self._decoder.verify_checksums = False
+
     def interrupt_while_stopped(self) -> None:
         """gdb sends a 0x03 for a Ctrl-C even when the program has just stopped (between the
         single steps of a software watchpoint, say) and waits for the stop it asked for: the

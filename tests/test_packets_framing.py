@@ -179,6 +179,20 @@ def test_checksum_split_across_feeds() -> None:
 # --- overlong packets -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_without_checksum_verification_any_checksum_is_taken(whole: bool) -> None:
+    """No-ack mode: packets are acted on whatever their checksum, so it is not checked (in
+    one read, and through the incremental path); framing still is."""
+    decoder = Decoder()
+    decoder.verify_checksums = False
+    wire = b"$g#00$m10,4#zz" + frame(b"c")
+    events = decoder.feed(wire) if whole else [e for byte in wire for e in decoder.feed(bytes([byte]))]
+    assert events == [Packet(b"g"), Packet(b"m10,4"), Packet(b"c")]
+    assert decoder.feed(b"$x#00") == [Packet(b"x")]
+    decoder.verify_checksums = True
+    assert decoder.feed(b"$x#00") == [BadChecksum(b"x")]
+
+
 def test_packet_of_exactly_max_size_is_accepted() -> None:
     payload = b"a" * 64
     assert Decoder(max_packet_size=64).feed(frame(payload)) == [Packet(payload)]

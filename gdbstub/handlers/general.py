@@ -69,7 +69,7 @@ async def start_no_ack(session, cmd) -> bytes | None:
     if not session.state.supported_seen:
         session.state.no_ack_came_first = True
     await session.send(replies.OK)
-    session.state.no_ack = True
+    session.stop_acks()
     return None
 
 
