@@ -13,11 +13,11 @@ from collections.abc import Iterable, Iterator
 
 import trio
 
+from .changes import Changes
 from .events import StopEvent, StopKind
 from .inferior import Inferior, TargetError
 from .launch import Started
 from .run_settings import RunSettings
-from .changes import Changes
 from .tracer import Tracer
 
 
