@@ -80,11 +80,10 @@ def stop_reply(session, event: StopEvent) -> bytes:
 def _gdb_stop_reply(session, event: StopEvent) -> bytes:
     """`Txx` with the event's own key, the expedited registers, `thread:` and `core:`.
 
-    Written for the stop at the end of every single step and breakpoint hit: one look at the
-    kind, the registers as slices of one hex string, no per-register decoding."""
+    Built at the end of every single step and breakpoint hit: the registers are slices of one
+    hex string, with no per-register decoding."""
     inferior = session.processes.get(event.pid) or session.inferior
-    kind = event.kind
-    pairs = [] if kind is StopKind.STEP or kind is StopKind.SIGNAL else _event_pairs(session, event)
+    pairs = _event_pairs(session, event)
     thread = inferior.threads.get(event.tid)
     if thread is not None and thread.zombie:
         thread = None
