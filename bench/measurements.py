@@ -2,13 +2,15 @@
 
 :func:`measure_session` starts a server on the target program, times the way to the first stop
 reply, runs the program to bench_ready() (buffer filled), and then measures round trips, bulk reads,
-single steps and breakpoint hits in that one session. Every measurement checks what the server
-answered, so a fast wrong answer cannot pass for a result.
+single steps and breakpoint hits in that one session. :func:`run_control_in_turns` measures the
+steps and hits of several servers at once instead, in batches taken in turn. Every measurement
+checks what the server answered, so a fast wrong answer cannot pass for a result.
 """
 
 from __future__ import annotations
 
 import binascii
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -70,7 +72,8 @@ class SessionResult:
     details: dict[str, object]
 
 
-def measure_session(spec: servers.ServerSpec, target: TargetProgram, sizes: Sizes) -> SessionResult:
+def measure_session(spec: servers.ServerSpec, target: TargetProgram, sizes: Sizes,
+                    with_run_control: bool = True) -> SessionResult:
     values: dict[str, float | None] = {}
     details: dict[str, object] = {}
     # Enough loop iterations that neither stepping nor breakpoints can run the program to its end.
@@ -93,16 +96,63 @@ def measure_session(spec: servers.ServerSpec, target: TargetProgram, sizes: Size
             values["g_round_trips"] = round_trips(client, b"g", n)
             bulk_reads(client, target, sizes, values, details)
             values["bulk_X_write"] = bulk_write(client, target, sizes, int(details["packet_size"]))
-            run_control(client, target, stop.thread, sizes, values)
-
-            thread = stop.thread
-            if thread.startswith(b"p"):
-                client.request(b"vKill;" + thread[1:].split(b".")[0])
-            else:
-                client.send(b"k")
+            if with_run_control:
+                run_control(client, target, stop.thread, sizes, values)
+            kill(client, stop.thread)
         finally:
             client.close()
     return SessionResult(spec.name, values, details)
+
+
+def kill(client: Client, thread: bytes) -> None:
+    if thread.startswith(b"p"):
+        client.request(b"vKill;" + thread[1:].split(b".")[0])
+    else:
+        client.send(b"k")
+
+
+def run_control_in_turns(specs: tuple[servers.ServerSpec, ...], target: TargetProgram, sizes: Sizes,
+                         batches: int = 10) -> dict[str, dict[str, float]]:
+    """Single steps, then breakpoint hits, of every server with all their sessions open: the
+    servers take turns batch by batch (in an order that alternates), and each one's rate is
+    over all its batches.
+
+    gdbserver sleeps in its waits, and on a VM waking costs less after the machine has idled:
+    its rate depends on what ran just before it. Here each server's batches follow the other
+    servers' batches, where in `measure_session` its steps follow its own bulk transfers."""
+    iterations = sizes.steps + sizes.breakpoint_hits + 1000
+    steps, hits = max(1, sizes.steps // batches), max(1, sizes.breakpoint_hits // batches)
+    ticks, tick = target.symbols["bench_ticks"], target.symbols["bench_tick"]
+    with contextlib.ExitStack() as stack:
+        sessions: list[tuple[str, Client, bytes]] = []
+        for spec in specs:
+            server = stack.enter_context(servers.start(spec, target.argv(1, iterations)))
+            client = server.connect()
+            stack.callback(client.close)
+            client.handshake()
+            stop = run_to(client, target.symbols["bench_ready"])
+            stack.callback(kill, client, stop.thread)
+            sessions.append((spec.name, client, stop.thread))
+        seconds = {name: {"single_steps": 0.0, "breakpoint_hits": 0.0} for name, _, _ in sessions}
+        started_at = {name: read_u64(client, ticks) for name, client, _ in sessions}
+        for batch in range(batches):
+            for name, client, thread in (sessions if batch % 2 == 0 else sessions[::-1]):
+                seconds[name]["single_steps"] += steps / single_steps(client, thread, steps)
+        for name, client, _ in sessions:
+            if read_u64(client, ticks) <= started_at[name]:
+                raise ProtocolError(f"{name}: {steps * batches} steps left bench_ticks at {started_at[name]}")
+        for batch in range(batches):
+            for name, client, thread in (sessions if batch % 2 == 0 else sessions[::-1]):
+                before = read_u64(client, ticks)
+                seconds[name]["breakpoint_hits"] += hits / breakpoint_hits(client, thread, tick, hits)
+                # As in run_control: each hit stops at a new call's entry, and the steps (or the
+                # last batch) may have left one call half done.
+                calls = read_u64(client, ticks) - before
+                if not hits - 2 <= calls <= hits:
+                    raise ProtocolError(f"{name}: {hits} breakpoint hits, but {calls} calls ran")
+    counts = {"single_steps": steps * batches, "breakpoint_hits": hits * batches}
+    return {name: {metric: counts[metric] / spent for metric, spent in per_metric.items()}
+            for name, per_metric in seconds.items()}
 
 
 def run_to(client: Client, addr: int) -> StopReply:

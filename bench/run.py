@@ -1,10 +1,11 @@
 """Benchmark gdbstub against gdbserver in the same run and report gdbstub / gdbserver ratios.
 
-usage: python bench/run.py [--quick] [--reps N] [--output FILE]
+usage: python bench/run.py [--quick] [--reps N] [--output FILE] [--run-control-in-turns]
 
 Each repetition runs one full session per server (the order alternates between repetitions so
 that drift in machine load does not favour either), and every metric is the median over the
-repetitions. The table goes to stdout, the results to bench/results/latest.json.
+repetitions. With --run-control-in-turns, single steps and breakpoint hits are measured apart,
+with both servers' sessions open and the servers taking turns batch by batch. The table goes to stdout, the results to bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hits", type=int, help="breakpoint hits per repetition")
     parser.add_argument("--round-trips", type=int, help="requests per small-packet kind")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
+    parser.add_argument("--run-control-in-turns", action="store_true",
+                        help="time steps and breakpoint hits in batches, the servers taking turns "
+                             "(see measurements.run_control_in_turns)")
     parser.add_argument("--no-bytecode-cache", action="store_true",
                         help="run gdbstub in the caller's environment (by default it runs from "
                              "a bytecode cache, as an installed package would)")
@@ -69,7 +73,7 @@ def choose_sizes(args: argparse.Namespace) -> Sizes:
     )
 
 
-def run(specs: tuple[servers.ServerSpec, ...], sizes: Sizes, reps: int
+def run(specs: tuple[servers.ServerSpec, ...], sizes: Sizes, reps: int, in_turns: bool = False
         ) -> tuple[dict[str, dict[str, list[float | None]]], list[str], dict]:
     """Samples per server per metric, the errors met, and per-server details."""
     target = target_program.build()
@@ -81,7 +85,7 @@ def run(specs: tuple[servers.ServerSpec, ...], sizes: Sizes, reps: int
         for spec in order:
             began = time.perf_counter()
             try:
-                result = measurements.measure_session(spec, target, sizes)
+                result = measurements.measure_session(spec, target, sizes, with_run_control=not in_turns)
             except Exception as exc:  # noqa: BLE001 - report it, keep measuring the rest
                 errors.append(f"{spec.name} repetition {rep + 1}: {type(exc).__name__}: {exc}")
                 traceback.print_exc(file=sys.stderr)
@@ -91,6 +95,19 @@ def run(specs: tuple[servers.ServerSpec, ...], sizes: Sizes, reps: int
             details[spec.name] = result.details
             print(f"  repetition {rep + 1}/{reps} {spec.name}: {time.perf_counter() - began:.1f} s",
                   file=sys.stderr, flush=True)
+        if in_turns:
+            began = time.perf_counter()
+            try:
+                rates = measurements.run_control_in_turns(order, target, sizes)
+            except Exception as exc:  # noqa: BLE001 - report it, keep measuring the rest
+                errors.append(f"steps and hits, repetition {rep + 1}: {type(exc).__name__}: {exc}")
+                traceback.print_exc(file=sys.stderr)
+                continue
+            for name, values in rates.items():
+                for metric, value in values.items():
+                    samples[name][metric].append(value)
+            print(f"  repetition {rep + 1}/{reps} steps and hits, in turns: "
+                  f"{time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
     return samples, errors, details
 
 
@@ -174,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = servers.SERVERS
     if not args.no_bytecode_cache:
         specs = tuple(servers.with_bytecode_cache(s) if s is servers.GDBSTUB else s for s in specs)
-    samples, errors, details = run(specs, sizes, reps)
+    samples, errors, details = run(specs, sizes, reps, args.run_control_in_turns)
     rows = summarize(samples)
     print_table(rows)
     floor_ms = startup_floor_ms(specs)
@@ -195,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": round(time.perf_counter() - began, 2),
         "quick": args.quick,
         "repetitions": reps,
+        "run_control_in_turns": args.run_control_in_turns,
         "sizes": vars(sizes),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": cpus, "load_average_before": load_before, "load_average_after": load_after},
