@@ -83,7 +83,7 @@ def drive(spec: servers.ServerSpec, workload: str, count: int) -> str:
             else:
                 packet = b"g" if workload == "round-trips-g" else b"m%x,1" % stop.register_value(measurements.RSP)
                 result = f"{measurements.round_trips(client, packet, count):,.0f} req/s"
-            client.request(b"vKill;%s" % stop.thread[1:].split(b".")[0])
+            measurements.kill(client, stop.thread)
         finally:
             client.close()
         server.process.wait(timeout=60)  # cProfile writes its file as the server exits

@@ -13,8 +13,13 @@ def _stat_fields(pid: int, tid: int) -> list[bytes] | None:
             data = f.read()
     except OSError:
         return None
-    # The command name may hold spaces and parentheses: fields start after the last ')'.
-    return data[data.rfind(b")") + 2:].split()
+    return _fields_text(data).split()
+
+
+def _fields_text(stat: bytes) -> bytes:
+    """A stat file's fields after the command name, which may hold spaces and parentheses:
+    they start after the last ')'."""
+    return stat[stat.rfind(b")") + 2:]
 
 
 def thread_name(pid: int, tid: int) -> str | None:
@@ -72,9 +77,8 @@ def thread_name_and_core(pid: int, tid: int) -> tuple[str | None, int | None]:
     data = _read_stat(pid, tid, keep_open=False)
     if data is None:
         return None, None
-    close = data.rfind(b")")
-    name = data[data.find(b"(") + 1:close].decode(errors="replace")
-    fields = data[close + 2:].split()
+    name = data[data.find(b"(") + 1:data.rfind(b")")].decode(errors="replace")
+    fields = _fields_text(data).split()
     try:
         return name, int(fields[36])
     except (IndexError, ValueError):
@@ -88,7 +92,7 @@ def thread_core(pid: int, tid: int) -> int | None:
     if data is None:
         return None
     try:
-        return int(data[data.rfind(b")") + 2:].split(None, 37)[36])
+        return int(_fields_text(data).split(None, 37)[36])
     except (IndexError, ValueError):
         return None
 
