@@ -83,6 +83,7 @@ test: setup
 bench: setup
 	$(VPY) bench/run.py
 	$(VPY) bench/step_timeline.py
+	$(VPY) bench/step_timeline.py --workload breakpoints
 	$(VPY) bench/threads_bench.py
 	$(VPY) bench/loop_stall.py
 	$(VPY) bench/running_latency.py
