@@ -9,6 +9,7 @@ that point nowhere end the walk without an error.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 from ptrace.binding import ptrace_attach, ptrace_detach, ptrace_getregs
 
-from gdbstub.symbols.cframes import RA, RBP, RSP, MappedObjects, unwind_c_frames
+from gdbstub.symbols import cframes
+from gdbstub.symbols.cframes import RA, RBP, RSP, MappedObjects, ObjectFrames, unwind_c_frames
 from gdbstub.symbols.elf_file import ElfFile, parse_proc_maps
 
 _WALL = 0x40000000
@@ -116,3 +118,44 @@ def test_registers_that_point_nowhere_end_the_walk(sleeping):
     frames, at_end = unwind_c_frames(regs, read, objects, lambda pc: pc == main_pc)
     assert frames[-1].function == "outer" and at_end is not None and at_end[RA] == main_pc
     assert struct.unpack("<Q", read(at_end[RSP] - 8, 8))[0] == main_pc
+
+
+_READELF_FDE = re.compile(r"^([0-9a-f]+) [0-9a-f]+ [0-9a-f]+ FDE cie=[0-9a-f]+ pc=([0-9a-f]+)\.\.([0-9a-f]+)$", re.M)
+
+
+@pytest.mark.parametrize("which", ["libc", "program"])
+def test_each_fde_readelf_lists_is_found_at_its_addresses(which, programs, monkeypatch):
+    """Through .eh_frame_hdr's table (only the entries asked for are parsed) and through a
+    parse of the whole section (objects without the table), every FDE binutils' readelf
+    lists in .eh_frame covers its first and last byte, and nothing covers the byte after
+    a gap."""
+    path = _libc_path() if which == "libc" else str(programs.sleeper)
+    listing = subprocess.run(["readelf", "--debug-dump=frames", path], capture_output=True,
+                             text=True).stdout  # exits 1 on warnings (a missing debuglink)
+    # Only .eh_frame's part (a .debug_frame, if any, is listed after it).
+    listing = listing.split("Contents of the .eh_frame section", 1)[1].split("Contents of the", 1)[0]
+    fdes = [(int(o, 16), int(lo, 16), int(hi, 16)) for o, lo, hi in _READELF_FDE.findall(listing)]
+    assert len(fdes) > (1000 if which == "libc" else 3), listing[:2000]
+    covered = sorted((lo, hi) for _, lo, hi in fdes)
+    gaps = [hi for (_, hi), (lo, _) in zip(covered, covered[1:]) if hi < lo][:50]
+    indexed = ObjectFrames(ElfFile(path), 0)
+    assert indexed._indexed is not None, "the object has an .eh_frame_hdr table"
+    monkeypatch.setattr(cframes, "_eh_frame_index", lambda elf: None)
+    parsed = ObjectFrames(ElfFile(path), 0)
+    assert parsed._indexed is None
+    for frames in (indexed, parsed):
+        find = frames._indexed_fde if frames is indexed else frames._parsed_fde
+        for offset, lo, hi in fdes:
+            for link in (lo, hi - 1):
+                found = find(link)
+                assert found is not None and found[0] == lo and found[1].offset == offset, \
+                    (hex(link), found)
+        for after in gaps:
+            assert find(after) is None, hex(after)
+
+
+def _libc_path() -> str:
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        if "/libc.so" in line or "/libc-" in line:
+            return line.split()[-1]
+    pytest.fail("no libc mapped in the test process")

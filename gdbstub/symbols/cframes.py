@@ -49,7 +49,11 @@ class ObjectFrames:
         self._starts: list[int] = []
         self._fdes: list[tuple[int, int, FDE]] = []   # (start, end, fde), link addresses
         self._rows: dict[int, list[dict]] = {}
-        self._load_cfi(elf)
+        # With .eh_frame_hdr's sorted table, only the entries a walk meets are parsed:
+        # (link start, offset in .eh_frame) per FDE, and the section's parser.
+        self._indexed: tuple[list[int], list[int], CallFrameInfo] | None = _eh_frame_index(elf)
+        if self._indexed is None:
+            self._load_cfi(elf)
         self._symbols = sorted(
             (value, size, name) for name, value, size in elf.function_symbols())
         self._symbol_starts = [s[0] for s in self._symbols]
@@ -75,10 +79,10 @@ class ObjectFrames:
     def row_at(self, pc: int) -> dict | None:
         """The CFI row in effect at a runtime pc: {'cfa': CFARule, regnum: RegisterRule}."""
         link = pc - self.bias
-        i = bisect.bisect_right(self._starts, link) - 1
-        if i < 0 or not self._fdes[i][0] <= link < self._fdes[i][1]:
+        found = self._indexed_fde(link) if self._indexed is not None else self._parsed_fde(link)
+        if found is None:
             return None
-        start, _, fde = self._fdes[i]
+        start, fde = found
         rows = self._rows.get(start)
         if rows is None:
             try:
@@ -92,6 +96,31 @@ class ObjectFrames:
                 break
             found = row
         return found
+
+    def _parsed_fde(self, link: int) -> tuple[int, FDE] | None:
+        i = bisect.bisect_right(self._starts, link) - 1
+        if i < 0 or not self._fdes[i][0] <= link < self._fdes[i][1]:
+            return None
+        return self._fdes[i][0], self._fdes[i][2]
+
+    def _indexed_fde(self, link: int) -> tuple[int, FDE] | None:
+        assert self._indexed is not None
+        starts, offsets, cfi = self._indexed
+        i = bisect.bisect_right(starts, link) - 1
+        if i < 0:
+            return None
+        try:
+            # pyelftools parses one entry (and its CIE, cached) only through this method;
+            # the whole section's parse takes about 0.3 s for libc.
+            entry = cfi._parse_entry_at(offsets[i])
+        except Exception:  # noqa: BLE001 - an entry pyelftools cannot decode: no row
+            return None
+        if not isinstance(entry, FDE):
+            return None
+        start = entry.header["initial_location"]
+        if not start <= link < start + entry.header["address_range"]:
+            return None
+        return start, entry
 
     def line_at(self, pc: int) -> tuple[str, int] | None:
         """file:line at a runtime pc, from the object's DWARF (None without it)."""
@@ -112,6 +141,45 @@ class ObjectFrames:
         if size and link >= value + size:
             return None
         return name, link - value
+
+
+# .eh_frame_hdr's encodings (DW_EH_PE_*): a 4-byte value, signed or not, for the pointer to
+# .eh_frame and the count; the table's (location, FDE) pairs as signed 4-byte offsets from the
+# header's start, which is what linkers write.
+_EH_PE_4_BYTES = {0x03, 0x0B, 0x13, 0x1B, 0x33, 0x3B}
+_EH_PE_DATAREL_SDATA4 = 0x3B
+_EH_HEADER = struct.Struct("<BBBB")
+_EH_TABLE_ENTRY = struct.Struct("<ii")
+
+
+def _eh_frame_index(elf: ElfFile) -> tuple[list[int], list[int], CallFrameInfo] | None:
+    """From .eh_frame_hdr: each FDE's start (link address) and offset in .eh_frame, in
+    address order, with a parser of .eh_frame; None when the object has no such table or
+    one in an encoding other than linkers' (the whole section is then parsed)."""
+    header, eh_frame = elf.section(".eh_frame_hdr"), elf.section(".eh_frame")
+    table, data = elf.section_data(".eh_frame_hdr"), elf.section_data(".eh_frame")
+    if header is None or eh_frame is None or not table or not data or len(table) < 12:
+        return None
+    version, pointer_encoding, count_encoding, table_encoding = _EH_HEADER.unpack_from(table)
+    if version != 1 or pointer_encoding not in _EH_PE_4_BYTES or count_encoding != 0x03 \
+            or table_encoding != _EH_PE_DATAREL_SDATA4:
+        return None
+    (count,) = struct.unpack_from("<I", table, 8)
+    if 12 + count * _EH_TABLE_ENTRY.size > len(table):
+        return None
+    starts, offsets = [], []
+    delta = header.addr - eh_frame.addr
+    for location, fde in _EH_TABLE_ENTRY.iter_unpack(table[12:12 + count * _EH_TABLE_ENTRY.size]):
+        offset = fde + delta
+        if not 0 <= offset < len(data):
+            return None
+        starts.append(header.addr + location)
+        offsets.append(offset)
+    if starts != sorted(starts):
+        return None
+    structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
+    cfi = CallFrameInfo(io.BytesIO(data), len(data), eh_frame.addr, structs, for_eh_frame=True)
+    return starts, offsets, cfi
 
 
 class LineTable:
