@@ -394,3 +394,43 @@ def test_a_process_that_execs_a_32_bit_program_says_so(programs, tmp_path: Path)
     finally:
         client.close()
         server.stop()
+
+
+GDB_SIGUSR1, GDB_SIGUSR2 = 0x1E, 0x1F
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_signal_passed_while_another_thread_s_stop_waits_is_delivered(programs, tmp_path: Path, server_command):
+    # gdb.threads/siginfo-threads.exp: two threads stop with a signal at once, and the
+    # client passes each signal with its thread's resume (vCont;C<sig>:<thread>;c). While
+    # the second stop waits to be reported, the resume that passes the first signal runs
+    # nothing (gdbserver does the same); that signal must still reach the program at the
+    # thread's next resume, once, with its siginfo. The program counts its handlers' runs
+    # and checks each siginfo (tests/programs/threads_signals.c); its exit status says.
+    program = programs.threads.parent / "threads_signals"
+    rounds = 30
+    server = start_either(server_command, program, [str(rounds)], tmp_path)
+    client = server.connect()
+    waited = 0
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.request(b"?")
+        resume, previous = b"vCont;c", None
+        for _ in range(10 * rounds):
+            reply = client.request(resume, timeout=20)
+            if not reply.startswith(b"T"):
+                break
+            sig = int(reply[1:3], 16)
+            thread = re.search(rb"thread:([^;]+);", reply).group(1)
+            assert sig in (GDB_SIGUSR1, GDB_SIGUSR2), reply
+            if previous is not None and previous[0] != thread and thread_pc(client, previous[0]) == previous[1]:
+                waited += 1  # the thread last resumed did not run: this stop had waited
+            previous = (thread, stop_pc(reply))
+            resume = b"vCont;C%02x:%s;c" % (sig, thread)
+    finally:
+        client.close()
+        server.stop()
+    assert reply.startswith(b"W") and int(reply[1:].split(b";")[0], 16) == 0, \
+        f"{reply!r}: status 1 is a signal lost or delivered twice, 2 a wrong siginfo"
+    assert waited, f"in {rounds} rounds, no thread's stop waited while the other's was reported"
+

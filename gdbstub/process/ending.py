@@ -50,12 +50,17 @@ class Ending:
             if thread.pending is not None and thread.pending.kind == StopKind.SIGNAL:
                 sig = thread.pending.signal
             sig = sig or thread.deferred_signal
+            queued = [queued_sig for queued_sig, _ in thread.queued_signals]
+            if not sig and queued:
+                sig = queued.pop(0)
             if thread.step_trap_queued and not self._take_queued_step_trap(thread):
                 continue  # gone meanwhile
             try:
                 pt.detach(thread.tid, sig)
-            except pt.PtraceError as exc:
-                if exc.errno not in (errno.ESRCH,):
+                for later in queued:  # the client passed them all: the program gets them all
+                    pt.tgkill(self.pid, thread.tid, later)
+            except (pt.PtraceError, ProcessLookupError) as exc:
+                if getattr(exc, "errno", None) not in (errno.ESRCH,):
                     raise
         self.threads.clear()
         self.memory.close()

@@ -11,6 +11,7 @@ resumed. Nothing here knows about RSP. Wait statuses (statuses.py), what a SIGTR
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Callable, Iterable
 
@@ -202,7 +203,7 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
             for thread in self.threads.values():
                 action = actions.get(thread.tid, default)
                 if action is not None and not thread.zombie:
-                    thread.resume = action
+                    thread.resume = self._queue_signal(thread, action)
             return
         to_run: list[tuple[Thread, Resume]] = []
         for thread in list(self.threads.values()):
@@ -217,7 +218,9 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
             if thread.running:
                 continue  # never stopped (see Thread.unstoppable): running as asked
             if thread.pending is not None or thread.awaiting_first_stop:
-                continue  # reported on the next wait, without running the thread
+                # Reported on the next wait, without running the thread.
+                thread.resume = self._queue_signal(thread, action)
+                continue
             passed, thread.passed_breakpoint = thread.passed_breakpoint, None
             if passed is not None and passed in self.breakpoints and thread.pc() == passed:
                 self._begin_step_over(thread, action)
@@ -241,7 +244,36 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
 
     def _run_thread(self, thread: Thread, action: Resume) -> None:
         self._set_resume_flag_if_needed(thread)
-        self._ptrace_resume(thread, action.kind, self._signal_for_resume(thread, action.signal))
+        sig = action.signal
+        if thread.queued_signals:
+            if sig:
+                self._queue_signal(thread, action)
+            sig, info = thread.queued_signals.pop(0)
+            if info is not None and not thread.at_event_stop:
+                # Stopped since with another signal, the thread would get this one with a
+                # siginfo the kernel makes up (SI_USER, from us).
+                try:
+                    pt.set_siginfo(thread.tid, info)
+                except pt.PtraceError as exc:
+                    if not pt.is_gone(exc):
+                        raise
+        self._ptrace_resume(thread, action.kind, self._signal_for_resume(thread, sig))
+
+    def _queue_signal(self, thread: Thread, action: Resume) -> Resume:
+        """Keep the signal `action` passes to a thread it does not run now (see
+        Thread.queued_signals); returns the action without it."""
+        if not action.signal:
+            return action
+        info = None
+        if not thread.at_event_stop and not thread.awaiting_first_stop:
+            try:
+                current = pt.siginfo(thread.tid)
+            except pt.PtraceError:
+                current = None
+            if current is not None and current.signo == action.signal:
+                info = current.raw
+        thread.queued_signals.append((action.signal, info))
+        return dataclasses.replace(action, signal=0)
 
     def _signal_for_resume(self, thread: Thread, sig: int) -> int:
         """The signal to give PTRACE_CONT or PTRACE_SINGLESTEP. The kernel delivers one only

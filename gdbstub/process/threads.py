@@ -62,6 +62,12 @@ class Thread:
     at_event_stop: bool = True
     # A signal sent to the thread on the client's behalf, passed on unreported when it comes.
     injected_signal: int = 0
+    # Signals the client passed with a resume that did not run this thread (another thread's
+    # stop was still to be reported, or this thread's own), each with its siginfo when it was
+    # the signal the thread was stopped with: delivered one per resume from the thread's next
+    # one on, first in first out, as gdbserver's pending_signals are. Dropped, the program
+    # would never get them.
+    queued_signals: list[tuple[int, bytes | None]] = field(default_factory=list)
     # A signal the program gets unseen that came while the thread stepped: Go's preemption
     # (SIGURG) during a client's step, or either kind during a step over one of our own
     # breakpoints. Delivered at its next continue: delivered during the step, the step would
