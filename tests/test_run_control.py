@@ -434,3 +434,30 @@ def test_a_signal_passed_while_another_thread_s_stop_waits_is_delivered(programs
         f"{reply!r}: status 1 is a signal lost or delivered twice, 2 a wrong siginfo"
     assert waited, f"in {rounds} rounds, no thread's stop waited while the other's was reported"
 
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_an_exec_by_the_only_thread_resumed_is_reported(programs, tmp_path: Path, server_command):
+    # gdb.threads/thread-execl.exp with scheduler locking: the client resumes only the thread
+    # that calls execl, the main thread left stopped in pthread_join. The exec makes that
+    # thread the leader, under the leader's id; its exec event is the resumed thread's, and
+    # is reported (not "no resumed threads").
+    program = programs.threads.parent / "threads_execl"
+    server = start_either(server_command, program, [], tmp_path)
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.request(b"?")
+        execler = load_base(server.pid, program) + nm_address(program, "execler")
+        assert client.request(b"Z0,%x,1" % execler) == b"OK"
+        hit = client.request(b"vCont;c", timeout=20)
+        thread = re.search(rb"thread:([^;]+);", hit).group(1)
+        assert hit.startswith(b"T05") and thread != b"p%x.%x" % (server.pid, server.pid), hit
+        assert client.request(b"z0,%x,1" % execler) == b"OK"
+        execed = client.request(b"vCont;c:" + thread, timeout=20)
+        ended = client.request(b"vCont;c", timeout=20)
+    finally:
+        client.close()
+        server.stop()
+    assert execed.startswith(b"T05") and b"exec:" in execed, execed
+    assert re.search(rb"thread:p%x\.%x;" % (server.pid, server.pid), execed), execed
+    assert ended.startswith(b"W") and int(ended[1:].split(b";")[0], 16) == 0, ended

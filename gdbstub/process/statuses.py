@@ -202,9 +202,23 @@ class StatusHandling:
 
     def _on_exec(self, thread: Thread) -> None:
         # Every other thread is gone; the execing thread now has the leader's tid.
+        try:
+            former = pt.event_message(self.pid)  # the execing thread's own tid
+        except pt.PtraceError:
+            former = self.pid
+        execer = self.threads.get(former)
         for tid in [t for t in self.threads if t != self.pid]:
             del self.threads[tid]
         leader = self.threads.get(self.pid) or self.threads.setdefault(self.pid, self._new_thread(self.pid))
+        if execer is not None and execer is not leader:
+            # The leader now is the thread that ran and exec'd: how the client resumed it (the
+            # old leader may have been left stopped, by scheduler locking), and the signals
+            # waiting for it (a thread's pending signals survive exec).
+            leader.resume = execer.resume
+            leader.injected_signal, leader.deferred_signal = execer.injected_signal, execer.deferred_signal
+            leader.queued_signals = execer.queued_signals
+        if leader.resume is None:
+            leader.resume = Resume("continue")  # it ran: its event is the client's (as gdbserver)
         leader.running = False
         leader.fs_base_seen = None  # a new program, a new thread control block
         self.memory.reopen()
