@@ -461,3 +461,51 @@ def test_an_exec_by_the_only_thread_resumed_is_reported(programs, tmp_path: Path
     assert execed.startswith(b"T05") and b"exec:" in execed, execed
     assert re.search(rb"thread:p%x\.%x;" % (server.pid, server.pid), execed), execed
     assert ended.startswith(b"W") and int(ended[1:].split(b";")[0], 16) == 0, ended
+
+
+def mem_byte(pid: int, addr: int) -> int:
+    with open(f"/proc/{pid}/mem", "rb") as mem:
+        mem.seek(addr)
+        return mem.read(1)[0]
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_breakpoint_whose_memory_was_replaced_is_not_put_back(programs, tmp_path: Path, server_command):
+    # gdb.base/unload.exp: a library is unloaded with gdb's breakpoint in it, and another is
+    # loaded at the same address; gdb sends no z0 for the first and a Z0 at the same address
+    # for the second. tests/programs/remap.c does the same with a page of its own. The new
+    # bytes are read as they are, the Z0 writes an int3 over them, and the z0 puts back the
+    # new byte, not the old page's.
+    program = programs.simple.parent / "remap"
+    server = start_either(server_command, program, [], tmp_path)
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.request(b"?")
+        base = load_base(server.pid, program)
+        mapped = base + nm_address(program, "mapped")
+        assert client.request(b"Z0,%x,1" % mapped) == b"OK"
+        assert client.request(b"vCont;c", timeout=20).startswith(b"T05")
+        page = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % (base + nm_address(program, "page"))).decode()), "little")
+        target = page + 16
+        assert client.request(b"Z0,%x,1" % target) == b"OK"
+        assert mem_byte(server.pid, target) == 0xCC
+        # Over the breakpoint at mapped() as gdb steps over one, to its second call.
+        assert client.request(b"z0,%x,1" % mapped) == b"OK"
+        assert client.request(b"vCont;s:p%x.%x" % (server.pid, server.pid), timeout=20).startswith(b"T05")
+        assert client.request(b"Z0,%x,1" % mapped) == b"OK"
+        assert client.request(b"vCont;c", timeout=20).startswith(b"T05")  # the page is new
+        read_after = client.request(b"m%x,1" % target)
+        assert client.request(b"Z0,%x,1" % target) == b"OK"
+        inserted = mem_byte(server.pid, target)
+        assert client.request(b"z0,%x,1" % target) == b"OK"
+        removed = mem_byte(server.pid, target)
+        assert client.request(b"z0,%x,1" % mapped) == b"OK"
+        ended = client.request(b"vCont;c", timeout=20)
+    finally:
+        client.close()
+        server.stop()
+    assert read_after == b"91", read_after
+    assert inserted == 0xCC
+    assert removed == 0x91
+    assert ended.startswith(b"W") and int(ended[1:].split(b";")[0], 16) == 0, ended

@@ -4,6 +4,11 @@ A breakpoint belongs to the client, to the server itself (internal: e.g. the Go 
 panic entry points), or to both; its int3 stays while either owner wants it. Memory reads through
 `shadow` show the original bytes, as gdb expects; writes over a breakpoint update the saved byte
 and keep the int3 in place.
+
+An int3 can vanish without a word to us: a library unloaded and another mapped at the same
+address, or code the program rewrites. Where the int3 is gone, memory is shown as it is, an
+insertion puts it back over the new bytes, and a removal leaves the new bytes alone (as
+gdbserver's validate_inserted_breakpoint does).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class SoftwareBreakpoints:
         # Addresses whose int3 was taken out lately, oldest first.
         self._removed: dict[int, None] = {}
         self._checks: dict[int, Check] = {}
+        # Inserted, with the original byte put back for a moment (see `lift`).
+        self._lifted: set[int] = set()
 
     def __contains__(self, addr: int) -> bool:
         return addr in self._saved
@@ -66,6 +73,8 @@ class SoftwareBreakpoints:
         return addr in self._internal
 
     def insert(self, addr: int, internal: bool = False) -> None:
+        if addr in self._saved and addr not in self._lifted and self._memory.read(addr, 1) != INT3:
+            del self._saved[addr]  # its int3 vanished (see the module's docstring): insert anew
         if addr not in self._saved:
             original = self._memory.read(addr, 1)
             if len(original) != 1:
@@ -89,7 +98,7 @@ class SoftwareBreakpoints:
             return True
         original = self._saved.pop(addr, None)
         if original is not None:
-            self._memory.write(addr, original)
+            self._put_back(addr, original)
             self._removed[addr] = None
             if len(self._removed) > REMOVED_KEPT:
                 del self._removed[next(iter(self._removed))]
@@ -108,8 +117,7 @@ class SoftwareBreakpoints:
 
     def remove_all(self) -> None:
         for addr in list(self._saved):
-            original = self._saved.pop(addr)
-            self._memory.write(addr, original)
+            self._put_back(addr, self._saved.pop(addr))
         self._client.clear()
         self._internal.clear()
         self._checks.clear()
@@ -121,21 +129,33 @@ class SoftwareBreakpoints:
         twin._client = set(self._client)
         twin._internal = set(self._internal)
         twin._checks = dict(self._checks)
+        twin._lifted = set(self._lifted)
         return twin
 
     def forget_all(self) -> None:
         """After exec the old text is gone: nothing to restore."""
         self._saved.clear()
+        self._lifted.clear()
         self._client.clear()
         self._internal.clear()
         self._checks.clear()
+
+    def _put_back(self, addr: int, original: bytes) -> None:
+        """The original byte over our int3, unless the int3 is gone (lifted, its byte is back)."""
+        if addr in self._lifted:
+            self._lifted.discard(addr)
+            return
+        if self._memory.read(addr, 1) == INT3:
+            self._memory.write(addr, original)
 
     def lift(self, addr: int) -> None:
         """Put the original byte back for a moment (stepping over an internal breakpoint)."""
         if addr in self._saved:
             self._memory.write(addr, self._saved[addr])
+            self._lifted.add(addr)
 
     def restore(self, addr: int) -> None:
+        self._lifted.discard(addr)
         if addr in self._saved:
             self._memory.write(addr, INT3)
 
@@ -149,7 +169,8 @@ class SoftwareBreakpoints:
             return data
         out = bytearray(data)
         for a in hits:
-            out[a - addr] = self._saved[a][0]
+            if out[a - addr] == INT3[0]:  # else the int3 is gone: memory as it is now
+                out[a - addr] = self._saved[a][0]
         return bytes(out)
 
     def write_through(self, addr: int, data: bytes) -> int:
@@ -161,5 +182,6 @@ class SoftwareBreakpoints:
         out = bytearray(data)
         for a in hits:
             self._saved[a] = bytes([out[a - addr]])
-            out[a - addr] = INT3[0]
+            if a not in self._lifted:
+                out[a - addr] = INT3[0]
         return self._memory.write(addr, bytes(out))
