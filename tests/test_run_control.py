@@ -396,6 +396,27 @@ def test_a_process_that_execs_a_32_bit_program_says_so(programs, tmp_path: Path)
         server.stop()
 
 
+@contextmanager
+def gdb_like_session(server_command: list[str] | None, program: Path, args: list[str],
+                     tmp_path: Path) -> Iterator[tuple[RunningServer, Client]]:
+    """gdbstub (`server_command` None) or the named reference server on `program`, with a
+    client that has said what gdb says first; both end with the block."""
+    server = start_either(server_command, program, args, tmp_path)
+    client = server.connect()
+    try:
+        client.request(GDB_QSUPPORTED)
+        client.request(b"?")
+        yield server, client
+    finally:
+        client.close()
+        server.stop()
+
+
+def exit_status(reply: bytes) -> int | None:
+    """The status a W reply gives (W00, or gdbserver's W0;process:PID), else None."""
+    return int(reply[1:].split(b";")[0], 16) if reply.startswith(b"W") else None
+
+
 GDB_SIGUSR1, GDB_SIGUSR2 = 0x1E, 0x1F
 
 
@@ -409,12 +430,8 @@ def test_a_signal_passed_while_another_thread_s_stop_waits_is_delivered(programs
     # and checks each siginfo (tests/programs/threads_signals.c); its exit status says.
     program = programs.threads.parent / "threads_signals"
     rounds = 30
-    server = start_either(server_command, program, [str(rounds)], tmp_path)
-    client = server.connect()
     waited = 0
-    try:
-        client.request(GDB_QSUPPORTED)
-        client.request(b"?")
+    with gdb_like_session(server_command, program, [str(rounds)], tmp_path) as (server, client):
         resume, previous = b"vCont;c", None
         for _ in range(10 * rounds):
             reply = client.request(resume, timeout=20)
@@ -427,11 +444,7 @@ def test_a_signal_passed_while_another_thread_s_stop_waits_is_delivered(programs
                 waited += 1  # the thread last resumed did not run: this stop had waited
             previous = (thread, stop_pc(reply))
             resume = b"vCont;C%02x:%s;c" % (sig, thread)
-    finally:
-        client.close()
-        server.stop()
-    assert reply.startswith(b"W") and int(reply[1:].split(b";")[0], 16) == 0, \
-        f"{reply!r}: status 1 is a signal lost or delivered twice, 2 a wrong siginfo"
+    assert exit_status(reply) == 0, f"{reply!r}: status 1 is a signal lost or delivered twice, 2 a wrong siginfo"
     assert waited, f"in {rounds} rounds, no thread's stop waited while the other's was reported"
 
 
@@ -442,11 +455,7 @@ def test_an_exec_by_the_only_thread_resumed_is_reported(programs, tmp_path: Path
     # thread the leader, under the leader's id; its exec event is the resumed thread's, and
     # is reported (not "no resumed threads").
     program = programs.threads.parent / "threads_execl"
-    server = start_either(server_command, program, [], tmp_path)
-    client = server.connect()
-    try:
-        client.request(GDB_QSUPPORTED)
-        client.request(b"?")
+    with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
         execler = load_base(server.pid, program) + nm_address(program, "execler")
         assert client.request(b"Z0,%x,1" % execler) == b"OK"
         hit = client.request(b"vCont;c", timeout=20)
@@ -455,12 +464,9 @@ def test_an_exec_by_the_only_thread_resumed_is_reported(programs, tmp_path: Path
         assert client.request(b"z0,%x,1" % execler) == b"OK"
         execed = client.request(b"vCont;c:" + thread, timeout=20)
         ended = client.request(b"vCont;c", timeout=20)
-    finally:
-        client.close()
-        server.stop()
     assert execed.startswith(b"T05") and b"exec:" in execed, execed
     assert re.search(rb"thread:p%x\.%x;" % (server.pid, server.pid), execed), execed
-    assert ended.startswith(b"W") and int(ended[1:].split(b";")[0], 16) == 0, ended
+    assert exit_status(ended) == 0, ended
 
 
 def mem_byte(pid: int, addr: int) -> int:
@@ -477,11 +483,7 @@ def test_a_breakpoint_whose_memory_was_replaced_is_not_put_back(programs, tmp_pa
     # bytes are read as they are, the Z0 writes an int3 over them, and the z0 puts back the
     # new byte, not the old page's.
     program = programs.simple.parent / "remap"
-    server = start_either(server_command, program, [], tmp_path)
-    client = server.connect()
-    try:
-        client.request(GDB_QSUPPORTED)
-        client.request(b"?")
+    with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
         base = load_base(server.pid, program)
         mapped = base + nm_address(program, "mapped")
         assert client.request(b"Z0,%x,1" % mapped) == b"OK"
@@ -502,10 +504,7 @@ def test_a_breakpoint_whose_memory_was_replaced_is_not_put_back(programs, tmp_pa
         removed = mem_byte(server.pid, target)
         assert client.request(b"z0,%x,1" % mapped) == b"OK"
         ended = client.request(b"vCont;c", timeout=20)
-    finally:
-        client.close()
-        server.stop()
     assert read_after == b"91", read_after
     assert inserted == 0xCC
     assert removed == 0x91
-    assert ended.startswith(b"W") and int(ended[1:].split(b";")[0], 16) == 0, ended
+    assert exit_status(ended) == 0, ended
