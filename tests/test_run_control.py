@@ -508,3 +508,26 @@ def test_a_breakpoint_whose_memory_was_replaced_is_not_put_back(programs, tmp_pa
     assert inserted == 0xCC
     assert removed == 0x91
     assert exit_status(ended) == 0, ended
+
+
+# What gdb 13 sends at connect: every signal but SIGINT (2) and SIGTRAP (5), which it keeps
+# for itself unless the user passes one.
+GDB_QPROGRAMSIGNALS = b"QProgramSignals:" + b";".join(b"%x" % n for n in range(0x98) if n not in (2, 5)) + b";"
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_signal_the_client_passes_is_delivered_whatever_qprogramsignals_says(programs, tmp_path: Path,
+                                                                               server_command):
+    # gdb.threads/signal-sigtrap.exp: `signal SIGTRAP` sends vCont;C05 although gdb's
+    # QProgramSignals leaves SIGTRAP out; that list is for the signals a server delivers on
+    # its own. tests/programs/trap_handler.c exits 0 when its SIGTRAP handler ran once.
+    program = programs.simple.parent / "trap_handler"
+    with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
+        assert client.request(GDB_QPROGRAMSIGNALS) == b"OK"
+        ready = load_base(server.pid, program) + nm_address(program, "ready")
+        assert client.request(b"Z0,%x,1" % ready) == b"OK"
+        hit = client.request(b"vCont;c", timeout=20)
+        assert hit.startswith(b"T05"), hit
+        assert client.request(b"z0,%x,1" % ready) == b"OK"
+        ended = client.request(b"vCont;C05:p%x.%x" % (server.pid, server.pid), timeout=20)
+    assert exit_status(ended) == 0, ended

@@ -194,7 +194,8 @@ def pass_signals(session, cmd: cmds.PassSignals) -> bytes:
 
 @handles(cmds.ProgramSignals, features=("QProgramSignals+",))
 def program_signals(session, cmd: cmds.ProgramSignals) -> bytes:
-    # Signals not in this list are not delivered to the program even if the client asks.
+    # The signals the server may deliver without being asked: those of stops the client has
+    # not been told of when it detaches. A signal the client passes with a resume always goes.
     session.context.run_settings.program_signals = _linux_signals(session, cmd.signals)
     return replies.OK
 

@@ -19,9 +19,9 @@ def _linux_signal(session, number: int | None) -> int:
     linux = session.profile.signal_from_client(number)
     if linux is None:
         raise TargetError(f"signal {number} has no Linux equivalent")
-    program = session.context.run_settings.program_signals
-    if program is not None and linux not in program:
-        return 0
+    # Delivered even when QProgramSignals leaves it out (gdb leaves out SIGTRAP and SIGINT,
+    # which its `signal SIGTRAP` still sends): that list is for the signals the server would
+    # deliver on its own, as gdbserver reads it.
     return linux
 
 

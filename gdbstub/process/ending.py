@@ -48,7 +48,10 @@ class Ending:
         for thread in list(self.threads.values()):
             sig = 0
             if thread.pending is not None and thread.pending.kind == StopKind.SIGNAL:
-                sig = thread.pending.signal
+                sig = thread.pending.signal  # never reported: the client's list decides
+                program = self.settings.program_signals
+                if program is not None and sig not in program:
+                    sig = 0
             sig = sig or thread.deferred_signal
             queued = [queued_sig for queued_sig, _ in thread.queued_signals]
             if not sig and queued:

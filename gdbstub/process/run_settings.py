@@ -15,7 +15,8 @@ from dataclasses import dataclass
 class RunSettings:
     # Signals handed to the program without a stop (QPassSignals).
     pass_signals: frozenset[int] = frozenset()
-    # Signals the client may deliver on resume; None: any (QProgramSignals).
+    # Signals the server may deliver unasked (a stop not yet reported when the client
+    # detaches); None: any (QProgramSignals).
     program_signals: frozenset[int] | None = None
     # Report thread creation and exit as stops (QThreadEvents).
     report_thread_events: bool = False
