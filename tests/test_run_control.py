@@ -531,3 +531,29 @@ def test_a_signal_the_client_passes_is_delivered_whatever_qprogramsignals_says(p
         assert client.request(b"z0,%x,1" % ready) == b"OK"
         ended = client.request(b"vCont;C05:p%x.%x" % (server.pid, server.pid), timeout=20)
     assert exit_status(ended) == 0, ended
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_an_interrupt_between_hits_does_not_starve_a_thread(programs, tmp_path: Path, server_command):
+    # gdb.threads/continue-pending-status.exp: two threads spin on the instruction that has
+    # the breakpoint, so both hit it at every resume; between two hits the client removes the
+    # breakpoint, resumes and stops the program with a 0x03. The threads' hits are still
+    # reported in turns: the interrupt's stop is no thread's turn (it used to make the
+    # lower thread win every time).
+    program = programs.threads.parent / "threads_spin_at"
+    seen: dict[int, int] = {}
+    with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
+        spin = load_base(server.pid, program) + nm_address(program, "spin_here")
+        for _ in range(10):
+            assert client.request(b"Z0,%x,1" % spin) == b"OK"
+            stop = client.request(b"vCont;c", timeout=20)
+            assert stop.startswith(b"T05"), stop
+            tid = int(re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", stop).group(1), 16)
+            seen[tid] = seen.get(tid, 0) + 1
+            assert client.request(b"z0,%x,1" % spin) == b"OK"
+            client.send(b"vCont;c")
+            if client.nothing_pending(0.05):  # (gdbserver may report the other's hit first)
+                client.send_raw(b"\x03")
+            client.read_reply(timeout=10)
+        client.request(b"vKill;%x" % server.pid)
+    assert len(seen) == 2, f"hits reported per thread: {seen}"

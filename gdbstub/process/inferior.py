@@ -62,6 +62,7 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
         self.exit_event: StopEvent | None = None
         self.exit_reported = False
         self.last_event: StopEvent | None = StopEvent(StopKind.INITIAL, self.pid, signal.SIGTRAP)
+        self._last_turn = 0  # the thread whose own event was reported last (see _pick_event)
         self._orphans: dict[int, list[int]] = {}
         self._changed = Changes()
         self._interrupt_requested = False
@@ -397,12 +398,14 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
                 chosen = t
                 break
         if chosen is None and candidates:
-            # Take turns (the next thread after the last one reported): always taking the
-            # first would starve the others' events when one thread keeps hitting.
-            last = self.last_event.tid if self.last_event is not None else 0
-            candidates.sort(key=lambda t: (t.tid <= last, t.tid))
+            # Take turns (the next thread after the last whose own event was reported):
+            # always taking the first would starve the others' events when one thread keeps
+            # hitting. An interrupt's stop between two hits does not count as a turn, or the
+            # first thread would win after each one (gdb.threads/continue-pending-status.exp).
+            candidates.sort(key=lambda t: (t.tid <= self._last_turn, t.tid))
             chosen = candidates[0]
         if chosen is not None:
+            self._last_turn = chosen.tid
             event = chosen.pending
             chosen.pending = None
             return event
