@@ -439,12 +439,15 @@ def cdt_launch(mi: MiSession, program: Path, server: Any, address: str, *,
 
 
 @contextlib.contextmanager
-def thread_paused_like_cdt(mi: MiSession, tid: str) -> Iterator[None]:
+def thread_paused_like_cdt(mi: MiSession, tid: str, kind: str) -> Iterator[None]:
     """GDBRunControl_7_2_NS.executeWithTargetAvailable while every thread runs: interrupt the
     process's first thread, change the breakpoint, resume that thread."""
     mi.command(f"-exec-interrupt --thread {tid}")
     stop = mi.wait_stopped()
-    assert (stop["thread-id"], stop.get("signal-name")) == (tid, "0"), stop
+    # gdbserver now and then reports its own SIGSTOP for this interrupt (1 run in 6 here, while
+    # workers' hits are in flight) instead of signal 0; gdbstub must always say 0.
+    allowed = {"0", "SIGSTOP"} if kind == "gdbserver" else {"0"}
+    assert stop["thread-id"] == tid and stop.get("signal-name") in allowed, stop
     yield
     mi.command(f"-exec-continue --thread {tid}", expect="running")
 
@@ -469,7 +472,7 @@ def cdt_non_stop_flow(kind: str, programs: Programs) -> Run:
         steps = Steps(mi, run)
         main_tid = cdt_launch(mi, program, server, f"127.0.0.1:{port}", non_stop=True)
         steps.end("launch, resume")
-        with thread_paused_like_cdt(mi, main_tid):  # a breakpoint added while all run
+        with thread_paused_like_cdt(mi, main_tid, kind):  # a breakpoint added while all run
             bkpt = mi.command(f"-break-insert -f threads_race.c:{HIT_LINE}")["payload"]["bkpt"]
         bkptno = bkpt["number"]
         # Each worker calls hit() in a loop: each stops there, alone; main runs on.
@@ -526,11 +529,11 @@ def cdt_conditional_breakpoint_flow(kind: str, programs: Programs) -> Run:
         main_tid = cdt_launch(mi, program, server, server.address, non_stop=True)
         steps.end("launch, resume")
         for n in range(TOGGLES):
-            with thread_paused_like_cdt(mi, main_tid):
+            with thread_paused_like_cdt(mi, main_tid, kind):
                 bkpt = mi.command(f'-break-insert -f -c "id == {WORKERS}" '
                                   f"threads_race.c:{HIT_LINE}")["payload"]["bkpt"]
             time.sleep(0.01)
-            with thread_paused_like_cdt(mi, main_tid):
+            with thread_paused_like_cdt(mi, main_tid, kind):
                 mi.command(f"-break-delete {bkpt['number']}")
             steps.end(f"toggle {n}")
         pause_non_stop(mi)  # every thread is still running: each stops for the pause
