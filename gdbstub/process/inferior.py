@@ -6,12 +6,12 @@ event they hit meanwhile for a later report) and returns one event of a thread t
 resumed. Nothing here knows about RSP. Wait statuses (statuses.py), what a SIGTRAP means
 (traps.py), stopping every thread (allstop.py), stepping over breakpoints nobody is told of
 (stepover.py), the debug registers
-(hardware.py), forked children (forks.py) and ending (ending.py) are mixins.
+(hardware.py), forked children (forks.py), the signals resumes give (resume_signals.py) and
+ending (ending.py) are mixins.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 from collections.abc import Callable, Iterable
 
@@ -27,6 +27,7 @@ from .forks import ForkHandling
 from .hardware import HardwareBreakpoints
 from .launch import Started
 from .nonstop import NonStop
+from .resume_signals import ResumeSignals
 from .memory import ProcessMemory
 from .run_settings import RunSettings
 from .statuses import StatusHandling
@@ -40,7 +41,7 @@ class TargetError(Exception):
 
 
 class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver, HardwareBreakpoints,
-               ForkHandling, Ending):
+               ForkHandling, ResumeSignals, Ending):
     def __init__(self, started: Started, launched: bool, use_xstate: bool,
                  settings: RunSettings | None = None) -> None:
         self.pid = started.pid
@@ -245,50 +246,7 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
 
     def _run_thread(self, thread: Thread, action: Resume) -> None:
         self._set_resume_flag_if_needed(thread)
-        sig = action.signal
-        if thread.queued_signals:
-            if sig:
-                self._queue_signal(thread, action)
-            sig, info = thread.queued_signals.pop(0)
-            if info is not None and not thread.at_event_stop:
-                # Stopped since with another signal, the thread would get this one with a
-                # siginfo the kernel makes up (SI_USER, from us).
-                try:
-                    pt.set_siginfo(thread.tid, info)
-                except pt.PtraceError as exc:
-                    if not pt.is_gone(exc):
-                        raise
-        self._ptrace_resume(thread, action.kind, self._signal_for_resume(thread, sig))
-
-    def _queue_signal(self, thread: Thread, action: Resume) -> Resume:
-        """Keep the signal `action` passes to a thread it does not run now (see
-        Thread.queued_signals); returns the action without it."""
-        if not action.signal:
-            return action
-        info = None
-        if not thread.at_event_stop and not thread.awaiting_first_stop:
-            try:
-                current = pt.siginfo(thread.tid)
-            except pt.PtraceError:
-                current = None
-            if current is not None and current.signo == action.signal:
-                info = current.raw
-        thread.queued_signals.append((action.signal, info))
-        return dataclasses.replace(action, signal=0)
-
-    def _signal_for_resume(self, thread: Thread, sig: int) -> int:
-        """The signal to give PTRACE_CONT or PTRACE_SINGLESTEP. The kernel delivers one only
-        from a signal-delivery stop; from an event stop (an interrupt, a new thread's first
-        stop, exec) it drops it without a word. Then the signal is sent to the thread and
-        passed on, unreported, when it arrives."""
-        if sig and thread.at_event_stop:
-            try:
-                pt.tgkill(self.pid, thread.tid, sig)
-            except ProcessLookupError:
-                return sig  # gone: its exit status follows
-            thread.injected_signal = sig
-            return 0
-        return sig
+        self._ptrace_resume(thread, action.kind, self._signal_to_deliver(thread, action))
 
     def _has_pending_report(self, actions: dict[int, Resume], default: Resume | None) -> bool:
         if self._process_events:

@@ -24,7 +24,7 @@ from .threads import Resume, Thread
 class InternalStepOver:
     """Step-over support for `Inferior` (which provides `breakpoints`, `_stepping_over`,
     `_run_after_step_over`, `_on_thread_status`, `_resume_quietly`, `_run_thread`,
-    `_signal_for_resume`, `_unseen_signal`, `_send_interrupts`, `_all_stopped`,
+    `_signal_to_deliver`, `_unseen_signal`, `_send_interrupts`, `_all_stopped`,
     `_keeping_stopped` and `_stopping_all`)."""
 
     def _begin_step_over(self, thread: Thread, action: Resume) -> None:
@@ -34,7 +34,7 @@ class InternalStepOver:
         self.breakpoints.lift(pc)
         thread.invalidate()
         try:
-            pt.singlestep(thread.tid, self._signal_for_resume(thread, action.signal))
+            pt.singlestep(thread.tid, self._signal_to_deliver(thread, action))
         except pt.PtraceError as exc:
             self.breakpoints.restore(pc)
             if not pt.is_gone(exc):
