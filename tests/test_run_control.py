@@ -557,3 +557,38 @@ def test_an_interrupt_between_hits_does_not_starve_a_thread(programs, tmp_path: 
             client.read_reply(timeout=10)
         client.request(b"vKill;%x" % server.pid)
     assert len(seen) == 2, f"hits reported per thread: {seen}"
+
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_hit_that_comes_with_an_interrupt_leaves_the_pc_at_the_breakpoint(programs, tmp_path: Path,
+                                                                            server_command):
+    # gdb.threads/sigstep-threads.exp: one thread traps at once at every resume; the other
+    # is interrupted for that stop, sometimes between running its int3 and taking the
+    # SIGTRAP. The kernel then reports the interrupt's stop first, the SIGTRAP queued behind
+    # it. That thread's PC, just past the int3, must not be what the client sees: gdb
+    # planted its next breakpoint inside an instruction there, and the program crashed.
+    # At every stop each thread's PC is where it can be: never one past a breakpoint.
+    program = programs.threads.parent / "threads_trap_race"
+    with gdb_like_session(server_command, program, ["320000"], tmp_path) as (server, client):
+        base = load_base(server.pid, program)
+        quick, late = base + nm_address(program, "quick_here"), base + nm_address(program, "late_here")
+        for addr in (quick, late):
+            assert client.request(b"Z0,%x,1" % addr) == b"OK"
+        threads: set[bytes] = set()
+        late_hits = 0
+        for cycle in range(1500):
+            stop = client.request(b"vCont;c", timeout=20)
+            assert stop.startswith(b"T05"), stop
+            threads.add(re.search(rb"thread:([^;]+);", stop).group(1))
+            for thread in threads:
+                pc = thread_pc(client, thread)
+                assert pc not in (quick + 1, late + 1), f"stop {cycle}: {thread!r} at {pc:#x}, past an int3"
+            if stop_pc(stop) == late:  # step it over its breakpoint, as gdb does
+                late_hits += 1
+                thread = re.search(rb"thread:([^;]+);", stop).group(1)
+                assert client.request(b"z0,%x,1" % late) == b"OK"
+                assert client.request(b"vCont;s:" + thread, timeout=20).startswith(b"T05")
+                assert client.request(b"Z0,%x,1" % late) == b"OK"
+        client.request(b"vKill;%x" % server.pid)
+    assert late_hits > 100, late_hits

@@ -79,14 +79,17 @@ class AllStop:
             self._mark_exited(leader)
         for thread in list(self.threads.values()):
             if thread.running and not thread.interrupt_sent:
-                try:
-                    pt.interrupt(thread.tid)
-                    thread.interrupt_sent = True
-                except pt.PtraceError as exc:
-                    if not pt.is_gone(exc):
-                        raise
-                    if procfs.task_state(self.pid, thread.tid) in ("Z", "X", None):
-                        self._mark_exited(thread)
+                self._interrupt(thread)
+
+    def _interrupt(self, thread: Thread) -> None:
+        try:
+            pt.interrupt(thread.tid)
+            thread.interrupt_sent = True
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+            if procfs.task_state(self.pid, thread.tid) in ("Z", "X", None):
+                self._mark_exited(thread)
 
     async def stop_all(self) -> None:
         """Stop every running thread and wait for each stop (or exit), for STOP_TIMEOUT at

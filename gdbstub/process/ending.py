@@ -16,9 +16,6 @@ import trio
 from . import ptrace_calls as pt
 from .breakpoints import SoftwareBreakpoints
 from .events import StopEvent, StopKind
-from .threads import Thread
-
-_WALL = 0x40000000  # waitpid: any child, clone or not (threads)
 
 
 class Ending:
@@ -56,8 +53,6 @@ class Ending:
             queued = [queued_sig for queued_sig, _ in thread.queued_signals]
             if not sig and queued:
                 sig = queued.pop(0)
-            if thread.step_trap_queued and not self._take_queued_step_trap(thread):
-                continue  # gone meanwhile
             try:
                 pt.detach(thread.tid, sig)
                 for later in queued:  # the client passed them all: the program gets them all
@@ -69,18 +64,6 @@ class Ending:
         self.memory.close()
         self.exit_event = StopEvent(StopKind.EXITED, self.pid)  # gone from our point of view
         self.exit_reported = True
-
-    def _take_queued_step_trap(self, thread: Thread) -> bool:
-        """Let a step's queued SIGTRAP (see `Thread.step_trap_queued`) be delivered to us
-        before detaching: left queued, it would kill the program once nobody traces it. The
-        thread takes it before running any instruction. False if the thread is gone."""
-        thread.step_trap_queued = False
-        try:
-            pt.cont(thread.tid, 0)
-            _, status = os.waitpid(thread.tid, _WALL)  # at once: the signal is already queued
-        except (pt.PtraceError, ChildProcessError):
-            return False
-        return os.WIFSTOPPED(status)
 
     def forget_client(self) -> None:
         """The client left: take out what it set (breakpoints, debug registers); ours stay."""

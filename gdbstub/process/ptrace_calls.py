@@ -19,8 +19,8 @@ from ptrace.error import PtraceError
 
 __all__ = [
     "PtraceError", "seize", "interrupt", "cont", "singlestep", "detach", "set_options",
-    "event_message", "siginfo", "SigInfo", "get_regs", "set_regs", "get_fpregs", "set_fpregs",
-    "get_regset", "set_regset", "peek_user", "poke_user", "tgkill", "is_gone",
+    "event_message", "siginfo", "queued_signals", "SigInfo", "get_regs", "set_regs", "get_fpregs",
+    "set_fpregs", "get_regset", "set_regset", "peek_user", "poke_user", "tgkill", "is_gone",
 ]
 
 PTRACE_SEIZE = 0x4206
@@ -167,11 +167,35 @@ def siginfo(tid: int) -> SigInfo:
 
 
 PTRACE_SETSIGINFO = 0x4203
+PTRACE_PEEKSIGINFO = 0x4209
 
 
 def set_siginfo(tid: int, raw: bytes) -> None:
     buf = ctypes.create_string_buffer(bytes(raw).ljust(128, b"\0")[:128], 128)
     _call(PTRACE_SETSIGINFO, tid, 0, ctypes.addressof(buf))
+
+
+class _PeekSigInfoArgs(ctypes.Structure):
+    _fields_ = [("off", ctypes.c_uint64), ("flags", ctypes.c_uint32), ("nr", ctypes.c_int32)]
+
+
+_PEEK_LIMIT = 8
+_peek_args = _PeekSigInfoArgs(0, 0, _PEEK_LIMIT)
+_peek_buf = ctypes.create_string_buffer(128 * _PEEK_LIMIT)
+_peek_args_addr, _peek_buf_addr = ctypes.addressof(_peek_args), ctypes.addressof(_peek_buf)
+
+
+def queued_signals(tid: int) -> list[tuple[int, int]]:
+    """(si_signo, si_code) of the first signals queued for this thread alone (not the
+    process's), left queued. Asked at every interrupt's stop: no siginfo objects are made."""
+    count = _fast(PTRACE_PEEKSIGINFO, tid, _peek_args_addr, _peek_buf_addr)
+    if not count:
+        return []
+    raw = ctypes.string_at(_peek_buf_addr, 128 * count)
+    return [_SIGNO_CODE.unpack_from(raw, 128 * i) for i in range(count)]
+
+
+_SIGNO_CODE = struct.Struct("<i4xi")
 
 
 _gpr_buf = ctypes.create_string_buffer(GPR_SIZE)

@@ -13,24 +13,22 @@ from __future__ import annotations
 import os
 import signal
 
-from . import procfs
 from . import ptrace_calls as pt
 from .breakpoints import SoftwareBreakpoints
 from .events import StopEvent, StopKind
 from .launch import foreign_program
 from .threads import Resume, Thread
-from .traps import TRAP_TRACE
 
 SI_TKILL = -6
 SYS_EXIT = 60  # x86-64: a thread's own exit, where exit_group (231) ends the process
-_SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
+_WALL = 0x40000000  # waitpid: any child, clone or not (threads)
 
 
 class StatusHandling:
     """Wait-status handling for `Inferior` (which provides `threads`, `pid`, `settings`,
     `breakpoints`, `exit_event`, `_orphans`, `claim_unclaimed`, `_changed`, `_process_events`,
-    `_stepping_over`, `_interrupt_requested`, the step-over and hardware mixins, and
-    `_mark_exited`)."""
+    `_stepping_over`, `_interrupt_requested`, the step-over and hardware mixins,
+    `_interrupt` and `_mark_exited`)."""
 
     def owns(self, tid: int) -> bool:
         return tid in self.threads or tid == self.pid
@@ -46,9 +44,7 @@ class StatusHandling:
             self._notify()
             return
         try:
-            if thread.step_trap_queued and self._is_queued_step_trap(thread, status):
-                pass  # taken, and the thread resumed again: nothing to report
-            elif thread.tid in self._stepping_over:
+            if thread.tid in self._stepping_over:
                 self._finish_step_over(thread, status)
             else:
                 self._on_thread_status(thread, status)
@@ -59,20 +55,6 @@ class StatusHandling:
         if self._holder is not None:
             self._check_hold()
         self._notify()
-
-    def _is_queued_step_trap(self, thread: Thread, status: int) -> bool:
-        """A step's SIGTRAP left behind an interrupt's stop (see `Thread.step_trap_queued`)
-        arrives as the thread is resumed, before it runs anything: that resume is done again,
-        and nobody hears of the trap."""
-        if not (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP and status >> 16 == 0):
-            return False
-        # Only one SIGTRAP can wait at a time: this one is either the step's or one somebody
-        # sent (kill), which is handled as ever.
-        thread.step_trap_queued = False
-        if pt.siginfo(thread.tid).code != TRAP_TRACE:
-            return False
-        self._ptrace_resume(thread, "step" if thread.single_stepped else "continue", 0)
-        return True
 
     def _notify(self) -> None:
         self._changed.notify()
@@ -259,10 +241,18 @@ class StatusHandling:
                 return
             self._resume_quietly(thread, resume=Resume("continue"))
             return
-        if thread.interrupt_sent:
-            thread.interrupt_sent = False
-            if thread.single_stepped and procfs.pending_signals(self.pid, thread.tid) & _SIGTRAP_BIT:
-                thread.step_trap_queued = True
+        asked, thread.interrupt_sent = thread.interrupt_sent, False
+        if self._has_trap_queued_behind(thread):
+            self._take_queued_trap(thread)
+            if not asked or thread.tid not in self.threads:
+                return
+            if thread.running:
+                self._interrupt(thread)  # the stop asked for is still to come
+                return
+            if thread.pending is not None:
+                thread.unstoppable = False
+                return  # its event stands for the stop asked for (nonstop.take_event)
+        if asked:
             if thread.unstoppable:
                 # The stop asked for long ago, at last: the client believes it stopped then.
                 thread.unstoppable = False
@@ -285,6 +275,35 @@ class StatusHandling:
             return
         if not self._keeping_stopped():
             self._resume_quietly(thread)
+
+    def _has_trap_queued_behind(self, thread: Thread) -> bool:
+        """Whether a SIGTRAP of the thread's own (an int3 it ran, a step's end, a debug
+        register's hit) waits behind this stop. The kernel reports an interrupt's or a
+        job-control stop before the thread's signals, so a thread interrupted just as it
+        trapped shows its PC past the int3 here: gdb planted its next breakpoint inside an
+        instruction there (gdb.threads/sigstep-threads.exp), and a detach would let the
+        SIGTRAP kill the program. One sent by kill or tgkill (si_code <= 0) is the
+        program's, delivered at the thread's next resume like any other signal."""
+        try:
+            queued = pt.queued_signals(thread.tid)
+        except pt.PtraceError as exc:
+            if not pt.is_gone(exc):
+                raise
+            return False
+        return any(signo == signal.SIGTRAP and code > 0 for signo, code in queued)
+
+    def _take_queued_trap(self, thread: Thread) -> None:
+        """Resume the thread into its queued SIGTRAP, which it takes before running any
+        instruction (the kernel forces such a signal: it cannot be blocked), and handle that
+        stop as if it had come first: the PC goes back to the breakpoint, the step ends."""
+        try:
+            pt.cont(thread.tid, 0)
+            _, status = os.waitpid(thread.tid, _WALL)  # at once: the signal is already queued
+        except (pt.PtraceError, ChildProcessError) as exc:
+            if isinstance(exc, pt.PtraceError) and not pt.is_gone(exc):
+                raise
+            return  # gone meanwhile: its exit status follows
+        self._on_thread_status(thread, status)
 
     def _passes_quietly(self, thread: Thread, sig: int) -> bool:
         """Whether a signal the client passes goes to the program without a stop. Not while

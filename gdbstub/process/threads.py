@@ -77,9 +77,6 @@ class Thread:
     deferred_signal: int = 0
     # The last ptrace resume was a single step (PTRACE_SINGLESTEP), not PTRACE_CONT.
     single_stepped: bool = False
-    # That step ended just as an interrupt stopped the thread: its SIGTRAP waits in the
-    # kernel behind the interrupt's stop and comes at the next resume, before any instruction.
-    step_trap_queued: bool = False
     # Stopped on a breakpoint whose hit was dealt with here and never reported (a false
     # condition, a dprintf, one of our own): that address. The next resume steps over it
     # rather than hitting it, and running its commands, a second time.
