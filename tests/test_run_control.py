@@ -469,6 +469,25 @@ def test_an_exec_by_the_only_thread_resumed_is_reported(programs, tmp_path: Path
     assert exit_status(ended) == 0, ended
 
 
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_an_exec_after_the_leader_left_gives_the_process_a_leader_again(programs, tmp_path: Path, server_command):
+    # gdb.threads/non-ldr-exc-2.exp: the main thread has left (pthread_exit) when the other
+    # thread execs; the exec makes that thread the leader, under the leader's id. The leader,
+    # gone until then, is alive again: listed, its registers readable (gdb got E01 and lost
+    # the process).
+    program = programs.threads.parent / "threads_execl_alone"
+    with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
+        leader = b"p%x.%x" % (server.pid, server.pid)
+        execed = client.request(b"vCont;c", timeout=20)
+        assert execed.startswith(b"T05") and b"exec:" in execed, execed
+        assert b"thread:" + leader + b";" in execed, execed
+        assert client.request(b"Hg" + leader) == b"OK"
+        assert len(client.request(b"g")) >= 16 * 16 * 2, "the leader's registers"
+        assert client.request(b"T" + leader) == b"OK"
+        ended = client.request(b"vCont;c", timeout=20)
+    assert exit_status(ended) == 0, ended
+
+
 def mem_byte(pid: int, addr: int) -> int:
     with open(f"/proc/{pid}/mem", "rb") as mem:
         mem.seek(addr)

@@ -202,6 +202,7 @@ class StatusHandling:
         if leader.resume is None:
             leader.resume = Resume("continue")  # it ran: its event is the client's (as gdbserver)
         leader.running = False
+        leader.zombie = False  # a leader that had left (pthread_exit) is the execing thread now
         leader.fs_base_seen = None  # a new program, a new thread control block
         self.memory.reopen()
         if self.shares_memory:  # a vfork child: its own address space from now on
