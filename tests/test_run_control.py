@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from raw_rsp import (GDB_QSUPPORTED, LLDB_QSUPPORTED, RunningServer, attached_server, load_base, nm_address,
-                     start_either, start_server)
+                     process_state, start_either, start_server)
 from rsp_client import Client
 
 from testprograms import PROGRAMS_DIR
@@ -475,8 +476,8 @@ def test_an_exec_after_the_leader_left_gives_the_process_a_leader_again(programs
     # thread execs; the exec makes that thread the leader, under the leader's id. The leader,
     # gone until then, is alive again: listed, its registers readable (gdb got E01 and lost
     # the process).
-    program = programs.threads.parent / "threads_execl_alone"
-    with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
+    program = programs.threads.parent / "threads_execl"
+    with gdb_like_session(server_command, program, ["alone"], tmp_path) as (server, client):
         leader = b"p%x.%x" % (server.pid, server.pid)
         execed = client.request(b"vCont;c", timeout=20)
         assert execed.startswith(b"T05") and b"exec:" in execed, execed
