@@ -73,7 +73,7 @@ class StopNotifier:
         stopped (its last stop if that is what `last` was, else a stop with no signal); the
         first is the reply and the rest follow `vStopped`. OK when no thread is stopped."""
         stops = []
-        for inferior in self.session.processes.live():
+        for inferior in self.session.processes.listed():
             for tid in inferior.stopped_thread_ids():
                 if last is not None and last.tid == tid and last.pid in (0, inferior.pid):
                     stops.append(last)

@@ -194,7 +194,11 @@ class Server:
         if not inferior.alive:
             return
         say(f"Detaching from process {inferior.pid}")
-        await inferior.detach()
+        for pid in await inferior.detach():
+            child = self.processes.get(pid)
+            if child is not None:  # a fork child the client never heard of goes with its parent
+                await child.detach()
+                self._end_said.add(pid)
         self._end_said.add(inferior.pid)
 
     def request_exit(self) -> None:

@@ -612,3 +612,94 @@ def test_a_hit_that_comes_with_an_interrupt_leaves_the_pc_at_the_breakpoint(prog
                 assert client.request(b"Z0,%x,1" % late) == b"OK"
         client.request(b"vKill;%x" % server.pid)
     assert late_hits > 100, late_hits
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes `pid`'s threads have forked, as /proc lists them."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(child) for child in f.read().split()]
+    return found
+
+
+def listed_pids(client: Client) -> set[int]:
+    """The processes whose threads qXfer:threads:read lists (what gdb reads)."""
+    text, offset = b"", 0
+    while True:
+        reply = client.request(b"qXfer:threads:read::%x,1000" % offset)
+        text += reply[1:]
+        offset += len(reply) - 1
+        if reply.startswith(b"l"):
+            break
+    return {int(pid, 16) for pid in re.findall(rb'id="p([0-9a-f]+)\.', text)}
+
+
+def step_while_another_thread_forks(client: Client, pid: int, release: int) -> int | None:
+    """Stop the program, let its second thread fork, and step the main thread until the
+    fork has happened: the child's pid if its fork event was left waiting in the server
+    (the step reported instead), None if the fork was reported."""
+    client.send(b"vCont;c")
+    time.sleep(0.05)
+    client.send_raw(b"\x03")
+    client.read_reply(timeout=10)
+    assert client.request(b"M%x,4:01000000" % release) == b"OK"
+    for _ in range(5000):
+        reply = client.request(b"vCont;s:p%x.%x;c:p%x.-1" % (pid, pid, pid), timeout=20)
+        assert reply.startswith(b"T"), reply
+        if b"fork:" in reply:
+            return None
+        children = children_of(pid)
+        if children:
+            return children[0]
+    raise AssertionError("the second thread never forked")
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_fork_child_the_client_has_not_heard_of_goes_with_its_detached_parent(programs, tmp_path: Path,
+                                                                                server_command):
+    # gdb.threads/pending-fork-event-detach.exp: a thread forks while the client steps
+    # another; the step is reported and the fork event waits in the server. Until it is
+    # reported, the child is no process the client knows of: no thread list shows it (gdb
+    # took it for a new inferior), and detaching its parent lets it go too (it stayed
+    # stopped, traced, and its parent waited for it for ever). The program's parent writes
+    # its child's exit status once the child has run.
+    program = programs.threads.parent / "threads_fork_pending"
+    report = tmp_path / "report"
+    for attempt in range(10):
+        with gdb_like_session(server_command, program, [str(report)], tmp_path) as (server, client):
+            release = load_base(server.pid, program) + nm_address(program, "release")
+            child = step_while_another_thread_forks(client, server.pid, release)
+            if child is None:
+                client.request(b"vKill;%x" % server.pid)
+                continue  # reported at once: nothing waited, try again
+            assert child not in listed_pids(client)
+            assert client.request(b"D;%x" % server.pid) == b"OK"
+            deadline = time.monotonic() + 10
+            while not report.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert report.exists(), f"child {child}: {process_state(child)}"
+            assert report.read_text() == "child exited 7\n"
+            return
+    pytest.skip("every fork was reported at once in 10 tries")
+
+
+def test_a_fork_child_the_client_has_not_heard_of_goes_with_its_killed_parent(programs, tmp_path: Path):
+    # As above, but the client kills the parent: the child it never heard of is killed too,
+    # not left stopped and traced (gdb kills the children of the forks it was told of).
+    # gdbserver 13 leaves that child stopped, traced, until gdbserver itself ends.
+    program = programs.threads.parent / "threads_fork_pending"
+    for attempt in range(10):
+        with gdb_like_session(None, program, [str(tmp_path / "report")], tmp_path) as (server, client):
+            release = load_base(server.pid, program) + nm_address(program, "release")
+            child = step_while_another_thread_forks(client, server.pid, release)
+            if child is None:
+                client.request(b"vKill;%x" % server.pid)
+                continue
+            assert client.request(b"vKill;%x" % server.pid) == b"OK"
+            deadline = time.monotonic() + 10
+            while process_state(child) not in (None, "Z") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert process_state(child) in (None, "Z"), f"child {child}: {process_state(child)}"
+            return
+    pytest.skip("every fork was reported at once in 10 tries")

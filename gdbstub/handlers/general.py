@@ -132,7 +132,7 @@ def current_thread(session, cmd) -> bytes:
 @handles(cmds.ThreadInfoFirst)
 def thread_info_first(session, cmd) -> bytes:
     """Every thread of every process, in batches."""
-    session.thread_list_cursor = [(p.pid, tid) for p in session.processes.live()
+    session.thread_list_cursor = [(p.pid, tid) for p in session.processes.listed()
                                   for tid in session.threads(p).ids()]
     return _thread_batch(session)
 
@@ -261,7 +261,9 @@ async def kill(session, cmd: cmds.Kill) -> bytes | None:
     inferior = session.inferior if cmd.pid is None else session.processes.get(cmd.pid)
     if cmd.pid is not None and inferior is None:
         return replies.error(0x01, "no such process", session.state.error_strings)
-    for victim in [inferior] if cmd.pid is not None else session.processes.live():
+    victims = session.processes.with_unannounced_children(inferior) if cmd.pid is not None \
+        else session.processes.live()
+    for victim in victims:
         await victim.kill()
         session.context.lifecycle.announce_killed(victim)
     if cmd.pid is not None:

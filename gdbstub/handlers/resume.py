@@ -148,8 +148,9 @@ def vcont(session, cmd: cmds.VCont) -> bytes | None:
             if resume.kind != "continue":
                 prefer.append(tid)
     plan = []
+    unannounced = processes.unannounced()
     for inferior in processes:
-        default = defaults.get(inferior.pid, everywhere)
+        default = defaults.get(inferior.pid, everywhere if inferior.pid not in unannounced else None)
         own = actions.get(inferior.pid, {})
         if inferior.resumable and (own or default is not None):
             plan.append((inferior, own, default))

@@ -110,7 +110,7 @@ def exec_file(session, annex: str) -> bytes:
 def threads(session, annex: str) -> bytes:
     """Every thread of every process."""
     lines = ["<threads>"]
-    for inferior in session.processes.live():
+    for inferior in session.processes.listed():
         view = session.threads(inferior)
         for tid in view.ids():
             kernel = view.kernel_tid(tid)

@@ -35,12 +35,15 @@ class Ending:
                     await self._changed.wait()
         self.exit_reported = True
 
-    async def detach(self) -> None:
-        """Remove every trace of the debugger and let the process run on."""
+    async def detach(self) -> list[int]:
+        """Remove every trace of the debugger and let the process run on. Returns the fork
+        children whose fork was never reported (it waited on a thread here): the client does
+        not know them, so they are for the caller to let go too."""
         if self.exit_event is not None:
-            return
+            return []
         self.ending = True
         await self.stop_all()
+        unreported = self.unreported_fork_children()
         self.cleanup_before_release()
         for thread in list(self.threads.values()):
             sig = 0
@@ -64,6 +67,7 @@ class Ending:
         self.memory.close()
         self.exit_event = StopEvent(StopKind.EXITED, self.pid)  # gone from our point of view
         self.exit_reported = True
+        return unreported
 
     def forget_client(self) -> None:
         """The client left: take out what it set (breakpoints, debug registers); ours stay."""

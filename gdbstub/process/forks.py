@@ -34,6 +34,12 @@ class ForkHandling:
             return
         self._resume_quietly(parent)
 
+    def unreported_fork_children(self) -> list[int]:
+        """Children whose fork (or vfork) waits on a thread here, not reported yet: processes
+        the client has not heard of (gdbserver's thread_pending_child)."""
+        return [t.pending.child_pid for t in self.threads.values()
+                if t.pending is not None and t.pending.kind in (StopKind.FORKED, StopKind.VFORKED)]
+
     def _on_vfork_done(self, thread: Thread) -> None:
         if self.settings.report_vfork_events:
             thread.pending = StopEvent(StopKind.VFORK_DONE, thread.tid, signal.SIGTRAP)

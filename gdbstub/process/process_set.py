@@ -97,6 +97,25 @@ class ProcessSet:
     def live(self) -> list[Inferior]:
         return [p for p in self._processes.values() if p.alive]
 
+    def unannounced(self) -> set[int]:
+        """Fork children the client has not heard of: their fork waits, unreported, on a
+        thread of their parent. No list shows them and no wildcard resumes them (gdb took
+        one it saw listed for a new inferior); they go with their parent when it is detached
+        or killed (`with_unannounced_children`)."""
+        if len(self._processes) < 2:
+            return set()
+        return {pid for p in self._processes.values() if p.alive for pid in p.unreported_fork_children()}
+
+    def listed(self) -> list[Inferior]:
+        """The live processes the client knows of."""
+        hidden = self.unannounced()
+        return [p for p in self.live() if p.pid not in hidden]
+
+    def with_unannounced_children(self, parent: Inferior) -> list[Inferior]:
+        """`parent`, then the fork children it has that the client has not heard of."""
+        children = (self._processes.get(pid) for pid in parent.unreported_fork_children())
+        return [parent] + [child for child in children if child is not None and child.alive]
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """The tracer's waitpid pump, for the server's whole life."""
         await self.tracer.run(task_status=task_status)
