@@ -703,3 +703,16 @@ def test_a_fork_child_the_client_has_not_heard_of_goes_with_its_killed_parent(pr
             assert process_state(child) in (None, "Z"), f"child {child}: {process_state(child)}"
             return
     pytest.skip("every fork was reported at once in 10 tries")
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_process_whose_threads_all_leave_apart_is_reported_exited(programs, tmp_path: Path, server_command):
+    # gdb.threads/process-exit-status-is-leader-exit-status.exp: the main thread leaves with
+    # the exit system call, then the 32 others. Once the last of them has gone, the process's
+    # own exit status is still to come: the resume is answered with it (W), never with "no
+    # resumed threads" (N), which gdb took for the end of the session.
+    program = programs.threads.parent / "threads_exit_apart"
+    for _ in range(30):
+        with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
+            ended = client.request(b"vCont;c", timeout=20)
+            assert exit_status(ended) is not None, ended

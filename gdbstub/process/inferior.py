@@ -150,6 +150,12 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
     def is_running(self) -> bool:
         return any(t.running for t in self.threads.values())
 
+    def can_still_report(self) -> bool:
+        """A thread runs, or every thread has gone while the process's own exit status is
+        still to come (the leader left first, alone, and the others have followed it): that
+        status is what comes next, not "no resumed threads"."""
+        return self.is_running() or (self.exit_event is None and all(t.zombie for t in self.threads.values()))
+
     # -- memory --------------------------------------------------------------------------
     def read_memory(self, addr: int, length: int) -> bytes:
         return self.breakpoints.shadow(addr, self.memory.read(addr, length))
@@ -295,7 +301,7 @@ class Inferior(StatusHandling, TrapHandling, AllStop, NonStop, InternalStepOver,
         if self.exit_event is not None:
             return self._report_end()
         if not self._stopping_all():
-            if report_no_resumed and not self.is_running():
+            if report_no_resumed and not self.can_still_report():
                 return StopEvent(StopKind.NO_RESUMED, self.pid, pid=self.pid)
             return None
         if self.is_running():  # (not after a single-threaded step: nothing is left to stop)

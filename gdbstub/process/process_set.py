@@ -215,6 +215,6 @@ class ProcessSet:
                         if other is not process:  # an exited one too: its end waits
                             await other.hold_all()
                     return event
-            if report_no_resumed and not any(p.is_running() for p in resumed):
+            if report_no_resumed and not any(p.can_still_report() for p in resumed):
                 return StopEvent(StopKind.NO_RESUMED, resumed[0].pid, pid=resumed[0].pid)
             await self._changed.wait()
