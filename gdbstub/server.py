@@ -22,7 +22,8 @@ from .arch import cpu_has_avx, x86_64_table
 from .context import ServerContext, agent_output_to
 from .launch_settings import LaunchSettings
 from .options import Options
-from .process import Inferior, LaunchError, ProcessSet, RunSettings, StopEvent, StopKind, attach, launch
+from .process import (Inferior, LaunchError, ProcessSet, RunSettings, StopEvent, StopKind, attach, launch,
+                      procfs)
 from .session import Session
 from .symbols.elf_sections import may_be_go
 from .transport import Comm, Connection, open_listener
@@ -95,6 +96,8 @@ class Server:
         self._last_argv: list[str] | None = [options.program, *options.args] if options.program else None
         # The pids whose end (exit, kill, detach) is said or not to be said any more.
         self._end_said: set[int] = set()
+        # Programs started here, then detached: the server waits for them before it exits.
+        self._detached_children: list[int] = []
 
     # -- the process lifecycle ---------------------------------------------------------------
     def start_process(self) -> None:
@@ -200,6 +203,22 @@ class Server:
                 await child.detach()
                 self._end_said.add(pid)
         self._end_said.add(inferior.pid)
+        if not self.options.multi and procfs.parent_pid(inferior.pid) == os.getpid():
+            self._detached_children.append(inferior.pid)
+
+    async def _join_detached_children(self) -> None:
+        """Wait for the programs started here and detached to end, as gdbserver joins them:
+        they share the server's terminal, and the server's end would hang it up under them
+        (SIGHUP killed a program detached in the middle of its work)."""
+        for pid in self._detached_children:
+            while True:
+                try:
+                    ended, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break  # the tracer's drain took its exit status
+                if ended:
+                    break
+                await trio.sleep(0.05)
 
     def request_exit(self) -> None:
         self.exit_requested = True
@@ -249,6 +268,7 @@ class Server:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(15):
                         await self.release()
+                await self._join_detached_children()  # a signal ends this wait
                 nursery.cancel_scope.cancel()
         return 0
 

@@ -716,3 +716,30 @@ def test_a_process_whose_threads_all_leave_apart_is_reported_exited(programs, tm
         with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
             ended = client.request(b"vCont;c", timeout=20)
             assert exit_status(ended) is not None, ended
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_the_server_waits_for_a_program_it_started_and_detached(programs, tmp_path: Path, server_command):
+    # gdb.threads/pending-fork-event-detach-ns.exp: a program the server started shares the
+    # server's terminal, and goes on after `detach`. gdbserver then waits for it to end
+    # before it exits; gdbstub exited at once, and the hang-up of the terminal (SIGHUP)
+    # killed the program in the middle of its work, one run in five.
+    server = start_either(server_command, programs.sleeper, [], tmp_path)
+    pid = server.pid
+    try:
+        client = server.connect()
+        client.request(GDB_QSUPPORTED)
+        client.request(b"?")
+        assert client.request(b"D;%x" % pid) == b"OK"
+        client.close()
+        time.sleep(1)
+        assert server.proc.poll() is None, "the server left its program behind"
+        assert process_state(pid) in ("S", "R"), process_state(pid)
+        os.kill(pid, signal.SIGTERM)
+        assert server.wait_exit(timeout=10) is not None, "the server outlived its program"
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        server.stop()

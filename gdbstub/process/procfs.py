@@ -103,6 +103,12 @@ def task_state(pid: int, tid: int) -> str | None:
     return fields[0].decode() if fields else None
 
 
+def parent_pid(pid: int) -> int | None:
+    """The process's parent's pid, or None if the process is gone."""
+    fields = _stat_fields(pid, pid)
+    return int(fields[1]) if fields else None
+
+
 def task_ids(pid: int) -> list[int]:
     try:
         return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
@@ -125,16 +131,3 @@ def auxv(pid: int) -> dict[int, int]:
             break
         out[key] = value
     return out
-
-
-def pending_signals(pid: int, tid: int) -> int:
-    """The signals queued for this thread alone (SigPnd), as a mask (bit N-1 for signal N);
-    0 if the thread is gone."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"SigPnd:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return 0
