@@ -743,3 +743,26 @@ def test_the_server_waits_for_a_program_it_started_and_detached(programs, tmp_pa
         except ProcessLookupError:
             pass
         server.stop()
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_removing_a_breakpoint_whose_memory_is_gone_fails(programs, tmp_path: Path, server_command):
+    # gdb.base/break-main-file-remove-fail.exp: the page under a breakpoint is unmapped, and
+    # the client then removes the breakpoint. Nothing can be put back: the z0 fails (E), as
+    # with gdbserver, and gdb warns the user. It said OK.
+    program = programs.simple.parent / "remap"
+    with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
+        base = load_base(server.pid, program)
+        mapped, gone = base + nm_address(program, "mapped"), base + nm_address(program, "gone")
+        assert client.request(b"Z0,%x,1" % mapped) == b"OK"
+        assert client.request(b"vCont;c", timeout=20).startswith(b"T05")
+        page = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % (base + nm_address(program, "page"))).decode()), "little")
+        assert client.request(b"z0,%x,1" % mapped) == b"OK"
+        assert client.request(b"Z0,%x,1" % (page + 16)) == b"OK"
+        assert client.request(b"Z0,%x,1" % gone) == b"OK"
+        assert stop_pc(client.request(b"vCont;c", timeout=20)) == gone  # the page is unmapped
+        removal = client.request(b"z0,%x,1" % (page + 16))
+        assert client.request(b"z0,%x,1" % gone) == b"OK"
+        ended = client.request(b"vCont;c", timeout=20)
+    assert removal.startswith(b"E"), removal
+    assert exit_status(ended) == 0, ended

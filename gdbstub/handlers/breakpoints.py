@@ -65,8 +65,11 @@ def remove_breakpoint(session, cmd: cmds.RemoveBreakpoint) -> bytes:
     # Removing what was never inserted is an error, as with gdbserver and lldb-server: the
     # client's idea of what is inserted is wrong, and it should hear so.
     if cmd.kind == 0:
-        if not inferior.breakpoints.remove(cmd.addr):
-            return replies.error(0x01, f"no breakpoint at 0x{cmd.addr:x}", session.state.error_strings)
+        try:
+            if not inferior.breakpoints.remove(cmd.addr):
+                return replies.error(0x01, f"no breakpoint at 0x{cmd.addr:x}", session.state.error_strings)
+        except BreakpointError as exc:  # the memory is gone: gdb warns that it could not remove it
+            return replies.error(0x01, str(exc), session.state.error_strings)
         return replies.OK
     kind = _KINDS.get(cmd.kind)
     if kind is None:

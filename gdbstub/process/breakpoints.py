@@ -87,7 +87,8 @@ class SoftwareBreakpoints:
 
     def remove(self, addr: int, internal: bool = False) -> bool:
         """Drop this owner's claim on `addr`, and the int3 with the last claim; False if this
-        owner had no breakpoint there."""
+        owner had no breakpoint there. BreakpointError if the memory there is gone (unmapped):
+        the breakpoint is forgotten, but nothing could be put back."""
         owners = self._internal if internal else self._client
         if addr not in owners:
             return False
@@ -113,11 +114,17 @@ class SoftwareBreakpoints:
     def remove_client(self) -> None:
         """Take out every breakpoint the client set (its own will be re-sent if it comes back)."""
         for addr in list(self._client):
-            self.remove(addr)
+            try:
+                self.remove(addr)
+            except BreakpointError:
+                pass  # its memory is gone, and its int3 with it
 
     def remove_all(self) -> None:
         for addr in list(self._saved):
-            self._put_back(addr, self._saved.pop(addr))
+            try:
+                self._put_back(addr, self._saved.pop(addr))
+            except BreakpointError:
+                pass
         self._client.clear()
         self._internal.clear()
         self._checks.clear()
@@ -141,11 +148,15 @@ class SoftwareBreakpoints:
         self._checks.clear()
 
     def _put_back(self, addr: int, original: bytes) -> None:
-        """The original byte over our int3, unless the int3 is gone (lifted, its byte is back)."""
+        """The original byte over our int3, unless the int3 is gone (lifted, its byte is back;
+        or other bytes are there now). BreakpointError if the memory itself is gone."""
         if addr in self._lifted:
             self._lifted.discard(addr)
             return
-        if self._memory.read(addr, 1) == INT3:
+        current = self._memory.read(addr, 1)
+        if len(current) != 1:
+            raise BreakpointError(f"cannot remove the breakpoint at 0x{addr:x}: its memory is gone")
+        if current == INT3:
             self._memory.write(addr, original)
 
     def lift(self, addr: int) -> None:
