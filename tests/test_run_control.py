@@ -766,3 +766,17 @@ def test_removing_a_breakpoint_whose_memory_is_gone_fails(programs, tmp_path: Pa
         ended = client.request(b"vCont;c", timeout=20)
     assert removal.startswith(b"E"), removal
     assert exit_status(ended) == 0, ended
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_segfault_the_client_passes_is_still_reported(programs, tmp_path: Path, server_command):
+    # gdb.base/catch-gdb-caused-signals.exp: with `handle SIGSEGV nostop noprint pass`, a
+    # SIGSEGV may still be gdb's own doing (a function call that returns to a place that
+    # faults), which only gdb can tell: like gdbserver, the server reports SIGSEGV, SIGILL and
+    # SIGTRAP even when the client passes them. It passed the SIGSEGV on, and the program
+    # died in the middle of gdb's call.
+    with gdb_like_session(server_command, programs.crash, [], tmp_path) as (server, client):
+        assert client.request(b"QPassSignals:b") == b"OK"
+        reply = client.request(b"vCont;c", timeout=20)
+        client.request(b"vKill;%x" % server.pid)
+    assert reply.startswith(b"T0b"), reply

@@ -22,6 +22,10 @@ from .threads import Resume, Thread
 SI_TKILL = -6
 SYS_EXIT = 60  # x86-64: a thread's own exit, where exit_group (231) ends the process
 _WALL = 0x40000000  # waitpid: any child, clone or not (threads)
+# Signals the client hears of even when it passes them (gdbserver's
+# linux_wstatus_maybe_breakpoint): a breakpoint of the client's can raise them (gdb's
+# function calls return to a place that may fault), and only the client can tell.
+MAYBE_BREAKPOINT = frozenset({signal.SIGTRAP, signal.SIGILL, signal.SIGSEGV})
 
 
 class StatusHandling:
@@ -310,7 +314,7 @@ class StatusHandling:
         """Whether a signal the client passes goes to the program without a stop. Not while
         the thread steps (like gdbserver): delivered during a step, it would end the step at
         the handler's first instruction; reported, it lets the client step over the handler."""
-        if sig not in self.settings.pass_signals or self._interrupt_requested:
+        if sig not in self.settings.pass_signals or sig in MAYBE_BREAKPOINT or self._interrupt_requested:
             return False
         return self._continues(thread)
 
@@ -321,8 +325,8 @@ class StatusHandling:
     def _unseen_signal(self, thread: Thread, sig: int) -> bool:
         """A signal the program gets without the client hearing of it: one the client passes
         (whether or not the thread steps), or the Go runtime's preemption."""
-        return (sig in self.settings.pass_signals and not self._interrupt_requested) \
-            or self._runtime_preemption(thread, sig)
+        passed = sig in self.settings.pass_signals and sig not in MAYBE_BREAKPOINT
+        return (passed and not self._interrupt_requested) or self._runtime_preemption(thread, sig)
 
     @staticmethod
     def _continues(thread: Thread) -> bool:
