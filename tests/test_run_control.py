@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -780,3 +781,17 @@ def test_a_segfault_the_client_passes_is_still_reported(programs, tmp_path: Path
         reply = client.request(b"vCont;c", timeout=20)
         client.request(b"vKill;%x" % server.pid)
     assert reply.startswith(b"T0b"), reply
+
+
+@pytest.mark.parametrize("server_command", [None, ["gdbserver"]], ids=["gdbstub", "gdbserver"])
+def test_a_started_program_ignores_no_signal_it_was_not_told_to(programs, tmp_path: Path, server_command):
+    # gdb.base/signals-state-child.exp: a program started by the server finds every signal
+    # at the disposition it would have from a shell. CPython ignores SIGPIPE and SIGXFSZ, and
+    # an ignored signal stays ignored across exec: programs started by gdbstub ignored both
+    # (one writing to a closed pipe would not die of it). The program counts the signals it
+    # finds ignored, and exits with that count; run here, from a shell's state, it is 0.
+    program = programs.simple.parent / "ignored_signals"
+    assert subprocess.run([str(program)]).returncode == 0  # (subprocess restores SIGPIPE, SIGXFSZ)
+    with gdb_like_session(server_command, program, [], tmp_path) as (server, client):
+        ended = client.request(b"vCont;c", timeout=20)
+    assert exit_status(ended) == 0, ended

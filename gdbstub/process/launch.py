@@ -26,6 +26,10 @@ _WAIT_ALL = 0x40000000  # __WALL
 TRACE_OPTIONS = (pt.PTRACE_O_TRACECLONE | pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACEVFORK
                  | pt.PTRACE_O_TRACEVFORKDONE | pt.PTRACE_O_TRACEEXEC | pt.PTRACE_O_TRACESYSGOOD
                  | pt.PTRACE_O_TRACEEXIT)
+# CPython ignores these at start-up, and an ignored signal stays ignored across exec: the
+# programs started here get them at their default, as from a shell or gdbserver (subprocess's
+# restore_signals resets the same two).
+_IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ)
 # How long attaching waits for each thread's stop before going on without it.
 ATTACH_STOP_TIMEOUT = 5.0
 
@@ -132,7 +136,8 @@ def launch(program: str, args: list[str], env: dict[str, str] | None = None,
         os.chdir(cwd)
     try:
         # The server blocks SIGCHLD (it reads it from a signalfd); the program starts unblocked.
-        pid = os.posix_spawn("/bin/sh", argv, environ, file_actions=file_actions, setsigmask=())
+        pid = os.posix_spawn("/bin/sh", argv, environ, file_actions=file_actions, setsigmask=(),
+                             setsigdef=_IGNORED_BY_PYTHON)
     finally:
         if old_cwd is not None:
             os.chdir(old_cwd)
