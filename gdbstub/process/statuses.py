@@ -314,9 +314,12 @@ class StatusHandling:
         """Whether a signal the client passes goes to the program without a stop. Not while
         the thread steps (like gdbserver): delivered during a step, it would end the step at
         the handler's first instruction; reported, it lets the client step over the handler."""
-        if sig not in self.settings.pass_signals or sig in MAYBE_BREAKPOINT or self._interrupt_requested:
-            return False
-        return self._continues(thread)
+        return self._client_passes(sig) and self._continues(thread)
+
+    def _client_passes(self, sig: int) -> bool:
+        """The client's QPassSignals lists `sig`, which is not one a breakpoint may raise, and
+        no interrupt waits to be reported."""
+        return sig in self.settings.pass_signals and sig not in MAYBE_BREAKPOINT and not self._interrupt_requested
 
     def _runtime_preemption(self, thread: Thread, sig: int) -> bool:
         """A Go runtime's SIGURG to one of its threads (see quiet_runtime_sigurg)."""
@@ -325,8 +328,7 @@ class StatusHandling:
     def _unseen_signal(self, thread: Thread, sig: int) -> bool:
         """A signal the program gets without the client hearing of it: one the client passes
         (whether or not the thread steps), or the Go runtime's preemption."""
-        passed = sig in self.settings.pass_signals and sig not in MAYBE_BREAKPOINT
-        return (passed and not self._interrupt_requested) or self._runtime_preemption(thread, sig)
+        return self._client_passes(sig) or self._runtime_preemption(thread, sig)
 
     @staticmethod
     def _continues(thread: Thread) -> bool:
